@@ -1,0 +1,76 @@
+"""Read identifiers and brand written as "label: value" in visible text ("Art.-Nr.: 123")."""
+
+from __future__ import annotations
+
+import re
+
+from scrapers.extraction.gtin import valid_gtin
+
+_SKU_LABEL = (
+    r"SKU|Art(?:ikel)?\.?\s?-?\s?(?:Nr|No)\.?|Artikel-?nummer|Bestell-?(?:nr\.?|nummer)"
+    r"|Item\s?(?:#|No\.?|number|code)|Product\s?(?:code|ID|no\.?|number|#)|Style\s?(?:#|no\.?)"
+    r"|R[ée]f(?:[ée]rence)?\.?|Ref\.?|Referencia|Refer[êe]ncia|C[óo]digo(?:\sdel\sproducto)?"
+    r"|Cod(?:ice)?\.?(?:\s(?:articolo|prodotto))?|Artikelcode|Productcode|Art\.\s?code"
+    r"|Modelo?\s?(?:#|no\.?)"
+)
+_GTIN_LABEL = (
+    r"EAN(?:-?1[34]|-?8)?(?:-?Code)?|GTIN(?:-?\d{1,2})?|UPC|ISBN(?:-?1[03])?|Barcode|Strichcode"
+)
+_MPN_LABEL = (
+    r"MPN|Hersteller-?(?:nr\.?|nummer|artikelnummer)|Manufacturer\s?(?:part\s?)?(?:#|no\.?|number)"
+    r"|Part\s?(?:#|no\.?|number)|Model\s?number"
+)
+_BRAND_LABEL = (
+    r"Brand|Marke|Hersteller|Manufacturer|Marque|Fabricant|Marca|Merk|Fabricante|Produttore|Vendor"
+)
+
+_SEPARATOR = r"\s*[:#]?\s*"
+_CODE = r"([A-Za-z0-9][A-Za-z0-9._/\-]{1,39})"
+
+
+def _pattern(label: str, value: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w.])(?:{label})(?!\w){_SEPARATOR}{value}", re.IGNORECASE)
+
+
+_SKU = _pattern(_SKU_LABEL, _CODE)
+_MPN = _pattern(_MPN_LABEL, _CODE)
+_GTIN = _pattern(_GTIN_LABEL, r"(\d[\d\s-]{6,17}\d)")
+_BRAND = _pattern(_BRAND_LABEL, r"(\S.{0,39}?)\s*(?:$|[|•·,;])")
+_LABEL_ONLY = {
+    "sku": re.compile(rf"^(?:{_SKU_LABEL}){_SEPARATOR}$", re.I),
+    "mpn": re.compile(rf"^(?:{_MPN_LABEL}){_SEPARATOR}$", re.I),
+    "gtin": re.compile(rf"^(?:{_GTIN_LABEL}){_SEPARATOR}$", re.I),
+    "brand": re.compile(rf"^(?:{_BRAND_LABEL}){_SEPARATOR}$", re.I),
+}
+_FIELD_PATTERNS = {"sku": _SKU, "mpn": _MPN, "gtin": _GTIN, "brand": _BRAND}
+
+
+def labelled_values(lines: list[str]) -> dict[str, str | None]:
+    """sku, mpn, gtin and brand from "label: value" lines, or a label line then a value line."""
+    found: dict[str, str | None] = dict.fromkeys(_FIELD_PATTERNS)
+    for index, line in enumerate(lines):
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        for field, pattern in _FIELD_PATTERNS.items():
+            if found[field]:
+                continue
+            found[field] = _accept(field, _value_on(line, following, field, pattern))
+    return found
+
+
+def _value_on(line: str, following: str, field: str, pattern: re.Pattern[str]) -> str | None:
+    if _LABEL_ONLY[field].match(line):
+        match = pattern.match(f"{line.rstrip(':# ')}: {following}")
+    else:
+        match = pattern.search(line)
+    return match.group(1).strip() if match else None
+
+
+def _accept(field: str, value: str | None) -> str | None:
+    if not value:
+        return None
+    if field == "gtin":
+        return valid_gtin(value)
+    if field in ("sku", "mpn") and not re.search(r"\d", value) and not value.isupper():
+        # A code without digits in mixed case is usually a word caught after the label.
+        return None
+    return value

@@ -1,0 +1,74 @@
+"""Recognise pages that are not product pages: bot challenges, error pages, product grids."""
+
+from __future__ import annotations
+
+import re
+
+from lxml.html import HtmlElement
+
+from scrapers.extraction.layout import class_tokens
+from scrapers.extraction.plain_text import collapse_whitespace
+
+# Markers only a bot-challenge page carries, wherever they appear.
+_CHALLENGE_MARKERS = re.compile(
+    r"cf-challenge|cf_chl_opt|challenge-platform|/cdn-cgi/challenge|are you a robot|"
+    r"are you human|verify you are (?:a )?human|unusual traffic|px-captcha|_incapsula_resource|"
+    r"bist du ein (?:mensch|roboter)|êtes-vous un robot",
+    re.IGNORECASE,
+)
+_CAPTCHA_WORD = re.compile(r"captcha|attention required|access denied|robot check", re.I)
+_ERROR_WORDS = re.compile(
+    r"page not found|not found|error 404|404 error|^404\b|\b404 [-|\u2013:]|seite nicht gefunden|"
+    r"nicht gefunden|page introuvable|"
+    r"página no encontrada|pagina non trovata|pagina niet gevonden|página não encontrada|"
+    r"no longer exists|existiert nicht|n'existe pas|this page doesn'?t exist",
+    re.IGNORECASE,
+)
+_SHORT_PAGE = 1500
+_GRID_MINIMUM = 4
+_PRODUCT_CARD = re.compile(r"product|item|card|tile", re.I)
+
+
+def challenge_reason(html: str, document: HtmlElement) -> str | None:
+    """ "captcha" when the page is a bot check rather than the page asked for."""
+    if _CHALLENGE_MARKERS.search(html):
+        return "captcha"
+    heading = _title_and_headings(document)
+    body_text = collapse_whitespace(document.text_content())
+    if _CAPTCHA_WORD.search(heading) or (
+        len(body_text) < _SHORT_PAGE and _CAPTCHA_WORD.search(body_text)
+    ):
+        return "captcha"
+    return None
+
+
+def is_error_page(document: HtmlElement) -> bool:
+    """A "not found" page served with status 200 ("soft 404")."""
+    return bool(_ERROR_WORDS.search(_title_and_headings(document)))
+
+
+def product_grid_size(document: HtmlElement) -> int:
+    """How many product cards (a link and a price in a repeated block) the page lists."""
+    largest = 0
+    for container in document.iter():
+        if not isinstance(container.tag, str):
+            continue
+        cards = [
+            child
+            for child in container
+            if isinstance(child.tag, str)
+            and any(_PRODUCT_CARD.search(token) for token in class_tokens(child))
+            and child.xpath(".//a[@href]")
+            and re.search(r"\d", child.text_content())
+        ]
+        largest = max(largest, len(cards))
+    return largest
+
+
+def looks_like_grid(document: HtmlElement) -> bool:
+    return product_grid_size(document) >= _GRID_MINIMUM
+
+
+def _title_and_headings(document: HtmlElement) -> str:
+    texts = document.xpath("//title//text() | //h1//text()")
+    return collapse_whitespace(" ".join(texts))

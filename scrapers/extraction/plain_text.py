@@ -1,0 +1,38 @@
+"""Plain text from HTML fragments and element trees."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import lxml.html
+from lxml.etree import ParserError
+from lxml.html import HtmlElement
+
+_WHITESPACE = re.compile(r"\s+")
+_LOOKS_LIKE_MARKUP = re.compile(r"<[a-zA-Z/!][^>]*>")
+
+
+def collapse_whitespace(text: str) -> str:
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def html_to_text(value: object) -> str | None:
+    """Strip tags and entities from `value` and collapse whitespace; None when nothing is left."""
+    if not isinstance(value, str):
+        return None
+    text = html.unescape(value)
+    if _LOOKS_LIKE_MARKUP.search(text):
+        try:
+            text = element_text(lxml.html.fragment_fromstring(text, create_parent="div"))
+        except ParserError:
+            text = _LOOKS_LIKE_MARKUP.sub(" ", text)
+    return collapse_whitespace(text) or None
+
+
+def element_text(element: HtmlElement) -> str:
+    """Visible text of an element, ignoring scripts and styles, with words kept apart."""
+    parts = [
+        node for node in element.xpath(".//text()[not(ancestor::script) and not(ancestor::style)]")
+    ]
+    return collapse_whitespace(" ".join(parts))

@@ -1,0 +1,55 @@
+"""Absolute and canonical URLs for a fetched page."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from lxml.html import HtmlElement
+from w3lib.url import canonicalize_url
+
+# Query parameters that only say where a visitor came from; they never select a product.
+_TRACKING_PREFIXES = ("utm_",)
+_TRACKING_PARAMS = frozenset(
+    {"gclid", "fbclid", "msclkid", "dclid", "gbraid", "wbraid", "yclid", "mc_cid", "mc_eid",
+     "_ga", "_gl", "igshid", "ref_src", "srsltid"}
+)  # fmt: skip
+
+
+def base_url(document: HtmlElement, page_url: str) -> str:
+    """The URL relative links resolve against: `<base href>` when present, else the page URL."""
+    for href in document.xpath("//head/base/@href | //base/@href"):
+        if href.strip():
+            return urljoin(page_url, href.strip())
+    return page_url
+
+
+def absolute_url(href: object, base: str) -> str | None:
+    """Resolve `href` against `base`; None for empty, `javascript:` or `data:` values."""
+    if not isinstance(href, str) or not href.strip():
+        return None
+    resolved = urljoin(base, href.strip())
+    if urlsplit(resolved).scheme not in ("http", "https"):
+        return None
+    return resolved
+
+
+def strip_tracking(url: str) -> str:
+    """Drop the fragment and tracking parameters (utm_*, gclid, fbclid, ...) from `url`."""
+    parts = urlsplit(url)
+    query = [
+        (key, value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        if key.lower() not in _TRACKING_PARAMS and not key.lower().startswith(_TRACKING_PREFIXES)
+    ]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+def canonical_url(document: HtmlElement, page_url: str) -> str:
+    """`<link rel=canonical>` made absolute, else the fetched URL canonicalised."""
+    for href in document.xpath(
+        "//link[contains(concat(' ', normalize-space(@rel), ' '), ' canonical ')]/@href"
+    ):
+        resolved = absolute_url(href, base_url(document, page_url))
+        if resolved:
+            return strip_tracking(resolved)
+    return canonicalize_url(strip_tracking(page_url))
