@@ -1,0 +1,1 @@
+"""shelfwatch: the shared configuration and the command line of the platform."""

@@ -1,0 +1,169 @@
+"""One typed settings object, read from the environment, shared by the API, Celery and Scrapy.
+
+Nothing else in the code base reads ``os.environ``: components receive a ``Settings``.
+With no variables at all the platform runs in *embedded* mode: SQLite files and a
+filesystem Celery transport under ``SHELFWATCH_DATA_DIR``, and no external server.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Mode = Literal["embedded", "production"]
+
+
+class ConfigurationError(RuntimeError):
+    """The environment describes a configuration the platform refuses to start with."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the platform; field names are the environment variables in lower case."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    mode: Mode | None = Field(default=None, alias="SHELFWATCH_MODE")
+    data_dir: Path = Field(default=Path("data"), alias="SHELFWATCH_DATA_DIR")
+    database_url: str | None = None
+    scraped_database_url: str | None = None
+    database_replica_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    scraping_schema: str = "scraping"
+    redis_url: str | None = None
+    redis_prefix: str = "sw:"
+    broker_url: str | None = None
+    queue_namespace: str = ""
+    secret_key: SecretStr | None = None
+    allow_registration: bool | None = None
+    port: int = 8000
+    host: str = "127.0.0.1"
+
+    access_token_minutes: int = 15
+    refresh_token_days: int = 14
+    login_rate_limit: str = "10 per minute"
+    api_rate_limit: str = "600 per minute"
+    scrape_submit_rate_limit: str = "60 per minute"
+    assignment_rate_limit: str = "120 per minute"
+    max_body_bytes: int = 2 * 1024 * 1024
+    cache_ttl_seconds: int = 300
+    replica_read_own_writes_seconds: int = 5
+
+    flower_port: int = 5555
+    flower_basic_auth: str | None = None
+    scrape_task_rate_limit: str | None = "50/s"
+    scrape_chunk_size: int = 50
+    scrape_soft_time_limit: int = 600
+    scrape_hard_time_limit: int = 660
+    worker_heartbeat_seconds: int = 10
+    ssrf_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    domain_rate_per_second: float = 2.0
+    domain_rate_overrides: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    user_agent_contact_url: str = "https://github.com/shelfwatch/shelfwatch"
+    robotstxt_obey: bool = True
+    log_level: str = "INFO"
+
+    @field_validator(
+        "database_replica_urls", "ssrf_allowed_networks", "domain_rate_overrides", mode="before"
+    )
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("database_url", "scraped_database_url", "redis_url", "broker_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def effective_mode(self) -> Mode:
+        """Embedded unless told otherwise or pointed at an external database."""
+        if self.mode is not None:
+            return self.mode
+        return "production" if self.database_url else "embedded"
+
+    @property
+    def embedded(self) -> bool:
+        return self.effective_mode == "embedded"
+
+    @property
+    def registration_open(self) -> bool:
+        if self.allow_registration is not None:
+            return self.allow_registration
+        return self.embedded
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.resolve()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        url = self.database_url or f"sqlite:///{self.resolved_data_dir / 'shelfwatch.sqlite3'}"
+        return normalize_database_url(url)
+
+    @property
+    def scraping_sqlalchemy_url(self) -> str | None:
+        """The scraping schema's own database, or None when it shares the main one."""
+        if self.scraped_database_url:
+            return normalize_database_url(self.scraped_database_url)
+        return None
+
+    @property
+    def replica_sqlalchemy_urls(self) -> list[str]:
+        return [normalize_database_url(url) for url in self.database_replica_urls]
+
+    @property
+    def celery_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        if self.redis_url and not self.embedded:
+            return self.redis_url
+        return "filesystem://"
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.resolved_data_dir / "broker"
+
+    def jwt_secret(self) -> str:
+        """The signing key; the embedded mode makes one once and keeps it in the data folder."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        if not self.embedded:
+            raise ConfigurationError(
+                "SECRET_KEY must be set outside the embedded mode "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
+        key_file = self.resolved_data_dir / "secret_key"
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(48))
+            key_file.chmod(0o600)
+        return key_file.read_text().strip()
+
+    def queue(self, name: str) -> str:
+        """The broker queue name for a logical queue (namespaced so test runs cannot collide)."""
+        return f"{self.queue_namespace}{name}" if self.queue_namespace else name
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use psycopg 3 for both."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; keyword overrides win (tests and tools pass explicit values)."""
+    return Settings(**overrides)

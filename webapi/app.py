@@ -1,0 +1,58 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, request
+
+from models import create_database
+from shelfwatch.config import Settings, load_settings
+from shelfwatch.logging import configure_logging
+from webapi import auth, health, users
+from webapi.api import api, configure_openapi
+from webapi.problems import Problem, register_problem_handlers
+from webapi.ratelimit import configure_limiter
+from webapi.security import configure_jwt, require_token_by_default
+from webapi.services import Services, install, make_redis
+
+log = logging.getLogger(__name__)
+
+BLUEPRINTS = (health.blp, auth.blp, users.blp)
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def create_app(config: Settings | None = None) -> Flask:
+    """Build the API; with no argument the settings come from the environment."""
+    settings = config or load_settings()
+    configure_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    app.config.update(configure_openapi(app))
+    install(
+        app, Services(settings=settings, db=create_database(settings), redis=make_redis(settings))
+    )
+    configure_jwt(app, settings)
+    configure_limiter(app, settings)
+    api.init_app(app)
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint)
+    register_problem_handlers(app)
+    require_json_bodies(app)
+    require_token_by_default(app)
+    return app
+
+
+def require_json_bodies(app: Flask) -> None:
+    """Answer 415 to a body the JSON API cannot read, before anything parses it."""
+
+    @app.before_request
+    def _json_only() -> Response | None:
+        if request.method not in _BODY_METHODS or not request.path.startswith("/api/"):
+            return None
+        has_body = (request.content_length or 0) > 0 or request.headers.get("Transfer-Encoding")
+        if has_body and not request.is_json:
+            raise Problem(
+                415, "unsupported-media-type", "Send the request body as application/json."
+            )
+        return None

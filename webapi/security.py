@@ -1,0 +1,146 @@
+"""JWT access and refresh tokens (flask-jwt-extended), revocation, and the current user."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from flask import Flask, Response, current_app, g, request
+from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
+
+from models import Role, User
+from shelfwatch.config import Settings
+from webapi.problems import Problem, problem_response
+from webapi.revocation import RevocationList
+from webapi.services import services
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+jwt = JWTManager()
+
+
+def configure_jwt(app: Flask, settings: Settings) -> None:
+    app.config.update(
+        JWT_SECRET_KEY=settings.jwt_secret(),
+        JWT_ALGORITHM="HS256",
+        JWT_DECODE_ALGORITHMS=["HS256"],
+        JWT_ACCESS_TOKEN_EXPIRES=timedelta(minutes=settings.access_token_minutes),
+        JWT_REFRESH_TOKEN_EXPIRES=timedelta(days=settings.refresh_token_days),
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_ERROR_MESSAGE_KEY="detail",
+        PROPAGATE_EXCEPTIONS=False,
+    )
+    jwt.init_app(app)
+    _register_loaders()
+
+
+def _unauthorized(type_: str, detail: str) -> Response:
+    return problem_response(
+        Problem(401, type_, detail, headers={"WWW-Authenticate": 'Bearer realm="shelfwatch"'})
+    )
+
+
+def _register_loaders() -> None:
+    jwt.unauthorized_loader(lambda reason: _unauthorized("missing-token", reason))
+    jwt.invalid_token_loader(lambda reason: _unauthorized("invalid-token", reason))
+    jwt.expired_token_loader(
+        lambda _h, _p: _unauthorized("expired-token", "The token has expired.")
+    )
+    jwt.revoked_token_loader(
+        lambda _h, _p: _unauthorized("revoked-token", "The token was revoked.")
+    )
+    jwt.user_lookup_error_loader(
+        lambda _h, _p: _unauthorized("invalid-token", "The token's user is unknown or inactive.")
+    )
+    jwt.needs_fresh_token_loader(
+        lambda _h, _p: _unauthorized("fresh-token-required", "Log in again for this action.")
+    )
+    jwt.token_verification_failed_loader(
+        lambda _h, _p: _unauthorized("invalid-token", "The token's claims were refused.")
+    )
+    jwt.token_in_blocklist_loader(_is_revoked)
+    jwt.user_lookup_loader(_load_user)
+
+
+def revocation_list() -> RevocationList:
+    svc = services()
+    return RevocationList(svc.db, svc.redis, svc.settings.redis_prefix)
+
+
+def _is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
+    user = _load_user(_header, payload)
+    if user is not None and user.tokens_valid_after is not None:
+        issued = datetime.fromtimestamp(payload["iat"], UTC)
+        if issued < user.tokens_valid_after.replace(microsecond=0):
+            return True
+    return revocation_list().is_revoked(payload["jti"])
+
+
+def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> User | None:
+    if "current_user" not in g:
+        try:
+            user_id = int(payload["sub"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        # A session of its own, so that the view's session starts with no transaction open.
+        with services().db.session() as session:
+            user = session.get(User, user_id)
+        g.current_user = user if user is not None and user.is_active else None
+    return g.current_user
+
+
+def public(view: F) -> F:
+    """Mark a view as reachable without a token (health, docs, login)."""
+    view._public = True  # type: ignore[attr-defined]
+    return view
+
+
+def _is_public_endpoint() -> bool:
+    if request.endpoint is None:
+        return True  # 404/405: let routing answer
+    if request.endpoint in ("static",) or request.endpoint.startswith("api-docs."):
+        return True
+    view = current_app.view_functions[request.endpoint]
+    view_class = getattr(view, "view_class", None)
+    target = getattr(view_class, request.method.lower(), None) if view_class else view
+    return bool(getattr(target, "_public", False) or getattr(view, "_public", False))
+
+
+def require_token_by_default(app: Flask) -> None:
+    """Every endpoint needs a valid access token unless marked ``@public``."""
+
+    @app.before_request
+    def _check_token() -> Response | None:
+        if request.method == "OPTIONS" or _is_public_endpoint():
+            return None
+        # Token errors raise here and reach flask-jwt-extended's handlers (the loaders above).
+        verify_jwt_in_request()
+        if current_user_or_none() is None:
+            return _unauthorized("invalid-token", "The token's user is unknown or inactive.")
+        return None
+
+
+def current_user_or_none() -> User | None:
+    if "current_user" in g:
+        return g.current_user
+    try:
+        payload = get_jwt()
+    except RuntimeError:
+        return None
+    return _load_user({}, payload) if payload else None
+
+
+def current_user() -> User:
+    user = current_user_or_none()
+    if user is None:
+        raise Problem(401, "missing-token", "Sign in first.")
+    return user
+
+
+def require_role(*roles: Role) -> User:
+    """The current user if it has one of ``roles``, else a 403 problem."""
+    user = current_user()
+    if user.role not in {role.value for role in roles}:
+        raise Problem(403, "forbidden", "Your role does not allow this action.")
+    return user
