@@ -1,0 +1,71 @@
+"""Celery configuration derived from the shared ``Settings``: queues, routes, reliability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Exchange, Queue
+
+from shelfwatch.config import Settings
+
+QUEUES = ("default", "scrape", "stock")
+
+ROUTES = {
+    "shelfwatch.scrape.*": "scrape",
+    "shelfwatch.stock.*": "stock",
+    "shelfwatch.assignments.*": "stock",
+}
+
+
+def _transport_options(settings: Settings) -> dict[str, Any]:
+    broker = settings.celery_broker_url
+    if broker.startswith("filesystem"):
+        folder = settings.broker_folder
+        for sub in ("out", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folder / "out"),
+            "data_folder_out": str(folder / "out"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    if broker.startswith(("redis", "rediss")):
+        # Above the longest hard time limit, so a slow job is not delivered twice;
+        # dead workers are found by heartbeats long before this expires.
+        return {"visibility_timeout": settings.scrape_hard_time_limit * 2 + 600}
+    return {}
+
+
+def celery_settings(settings: Settings) -> dict[str, Any]:
+    """Lower-case Celery settings for ``app.conf.update``."""
+    queues = [
+        Queue(settings.queue(name), Exchange(settings.queue(name)), routing_key=settings.queue(name))
+        for name in QUEUES
+    ]
+    routes = {pattern: {"queue": settings.queue(q)} for pattern, q in ROUTES.items()}
+    return {
+        "broker_url": settings.celery_broker_url,
+        "broker_transport_options": _transport_options(settings),
+        "broker_connection_retry_on_startup": True,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "event_serializer": "json",
+        "task_queues": queues,
+        "task_default_queue": settings.queue("default"),
+        "task_routes": routes,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_track_started": True,
+        "task_soft_time_limit": settings.scrape_soft_time_limit,
+        "task_time_limit": settings.scrape_hard_time_limit,
+        "worker_hijack_root_logger": False,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
