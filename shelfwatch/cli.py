@@ -1,0 +1,49 @@
+"""The ``shelfwatch`` command."""
+
+from __future__ import annotations
+
+import click
+
+from shelfwatch.config import load_settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """shelfwatch: inventory and distributed scraping."""
+
+
+@main.command()
+def migrate() -> None:
+    """Apply every database migration (PostgreSQL or the embedded SQLite files)."""
+    from shelfwatch import migrate as migrations
+
+    migrations.upgrade(load_settings())
+    click.echo("database is at the latest revision")
+
+
+@main.command("create-admin")
+@click.option("--email", prompt=True, help="The admin's email address.")
+@click.option(
+    "--password",
+    help="The password (prompted, hidden, when missing for a new account).",
+)
+def create_admin(email: str, password: str | None) -> None:
+    """Create an admin, or promote an existing user to admin."""
+    from models import create_database
+    from models.accounts import create_or_promote_admin, find_by_email
+    from shelfwatch import migrate as migrations
+
+    settings = load_settings()
+    migrations.upgrade(settings)
+    db = create_database(settings)
+    with db.session() as session:
+        exists = find_by_email(session, email) is not None
+    if not exists and not password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if password is not None and len(password) < 8:
+        raise click.BadParameter("at least 8 characters", param_hint="--password")
+    with db.transaction() as session:
+        user = create_or_promote_admin(session, email, password)
+        session.flush()
+        click.echo(f"{'promoted' if exists else 'created'} admin {user.email} (id {user.id})")
+    db.dispose()
