@@ -7,7 +7,7 @@ import re
 from lxml.html import HtmlElement
 
 from scrapers.extraction.availability import availability_from_schema, availability_from_text
-from scrapers.extraction.labels import labelled_values
+from scrapers.extraction.labels import labelled_values, strip_label
 from scrapers.extraction.layout import (
     cart_buttons,
     class_tokens,
@@ -28,6 +28,7 @@ _AVAILABILITY_ATTR = re.compile(
 _IMAGE_ATTR = re.compile(r"product|main|gallery|zoom|primary|featured|hero", re.I)
 _TITLE_SEPARATORS = re.compile(r"\s+(?:\||\u2013|\u2014|::|-)\s+")
 _REGION_TEXT_LIMIT = 4000
+_LONGEST_TITLE = 200
 
 
 def heuristic_fields(document: HtmlElement, page_url: str, base: str) -> dict[str, str | None]:
@@ -40,7 +41,7 @@ def heuristic_fields(document: HtmlElement, page_url: str, base: str) -> dict[st
     lines = text_lines(_product_region(title, buttons, document))
     labelled = labelled_values(lines)
     return {
-        "name": element_text(title) if title is not None else _title_from_head(document),
+        "name": _title_text(title) if title is not None else _title_from_head(document),
         "price": price.amount if price else None,
         "currency": price.currency if price else None,
         "availability": _availability(document, lines, buttons),
@@ -98,12 +99,25 @@ def _marked_text(document: HtmlElement, word: str) -> str | None:
     for element in document.iter():
         if not isinstance(element.tag, str) or in_chrome(element) or in_repeated_card(element):
             continue
-        if any(pattern.search(token) for token in class_tokens(element)):
-            text = element_text(element)
-            text = re.sub(rf"^(?:{word})\s*[:#]?\s*", "", text, flags=re.I)
+        if _marked(element, pattern) and not any(
+            _marked(d, pattern) for d in element.iterdescendants()
+        ):
+            text = strip_label(element_text(element))
             if text and len(text) <= 60 and not is_hidden(element):
                 return text
     return None
+
+
+def _marked(element: HtmlElement, pattern: re.Pattern[str]) -> bool:
+    return isinstance(element.tag, str) and any(pattern.search(t) for t in class_tokens(element))
+
+
+def _title_text(title: HtmlElement) -> str | None:
+    """The heading's text; only its first words when unclosed tags made it swallow the page."""
+    text = element_text(title)
+    if title.xpath(".//div | .//p | .//table | .//ul") or len(text) > _LONGEST_TITLE:
+        text = collapse_whitespace(title.text or "") or text[:_LONGEST_TITLE]
+    return text or None
 
 
 def _title_from_head(document: HtmlElement) -> str | None:

@@ -57,6 +57,12 @@ def labelled_values(lines: list[str]) -> dict[str, str | None]:
     return found
 
 
+def strip_label(text: str) -> str:
+    """`text` without a leading identifier or brand label ("Marca: Acme" -> "Acme")."""
+    labels = "|".join((_SKU_LABEL, _GTIN_LABEL, _MPN_LABEL, _BRAND_LABEL, "UGS"))
+    return re.sub(rf"^(?:{labels})(?!\w){_SEPARATOR}", "", text, flags=re.IGNORECASE).strip()
+
+
 def _value_on(line: str, following: str, field: str, pattern: re.Pattern[str]) -> str | None:
     if _LABEL_ONLY[field].match(line):
         match = pattern.match(f"{line.rstrip(':# ')}: {following}")

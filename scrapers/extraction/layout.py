@@ -8,7 +8,8 @@ from lxml.html import HtmlElement
 
 from scrapers.extraction.plain_text import element_text
 
-_CHROME_TAGS = frozenset({"header", "footer", "nav", "aside"})
+# Not <aside>: many product pages put the buy box with the price in one.
+_CHROME_TAGS = frozenset({"header", "footer", "nav"})
 _CHROME_TOKENS = re.compile(
     r"^(?:site-?header|header|site-?footer|footer|nav|navbar|navigation|menu|breadcrumbs?)$"
     r"|related|recommend|upsell|up-sell|cross-?sell|similar|recently|carousel|mini-?cart"

@@ -13,6 +13,7 @@ from scrapers.extraction.currencies import currency_code
 # schema.org asks for a dot as the decimal mark, so such values skip locale guessing,
 # where "1.234" would otherwise read as one thousand two hundred thirty-four.
 _PLAIN_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
+_CODE_TOKEN = re.compile(r"(?<![A-Za-z])[A-Z]{3}(?![A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,21 @@ def parse_price(
     else:
         parsed = Price.fromstring(text)
         amount, mark = parsed.amount, parsed.currency
-    currency = currency_code(currency_hint, page_url) or currency_code(mark, page_url)
+    currency = (
+        currency_code(currency_hint, page_url)
+        or _code_in_text(text)
+        or currency_code(mark, page_url)
+    )
     return ParsedPrice(format_amount(amount), currency)
+
+
+def _code_in_text(text: str) -> str | None:
+    """An ISO code written beside a symbol ("$1,299.00 MXN") names the currency exactly."""
+    for token in _CODE_TOKEN.findall(text):
+        code = currency_code(token)
+        if code == token:
+            return code
+    return None
 
 
 def format_amount(amount: Decimal | None) -> str | None:

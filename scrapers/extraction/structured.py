@@ -9,6 +9,7 @@ from lxml.html import HtmlElement
 
 from scrapers.extraction.lenient_json import parse_lenient_json
 from scrapers.extraction.rdfa import compact_rdfa
+from scrapers.extraction.references import resolve_references
 
 
 @dataclass
@@ -44,7 +45,7 @@ def read_jsonld(document: HtmlElement) -> list[object]:
     scripts = document.xpath("//script[contains(translate(@type, 'LDJSON', 'ldjson'), 'ld+json')]")
     for script in scripts:
         values.extend(parse_lenient_json(script.text or ""))
-    return values
+    return resolve_references(values)
 
 
 def _merge_opengraph(groups: list[dict]) -> dict[str, str]:
