@@ -10,7 +10,7 @@ _SKU_LABEL = (
     r"SKU|Art(?:ikel)?\.?\s?-?\s?(?:Nr|No)\.?|Artikel-?nummer|Bestell-?(?:nr\.?|nummer)"
     r"|Item\s?(?:#|No\.?|number|code)|Product\s?(?:code|ID|no\.?|number|#)|Style\s?(?:#|no\.?)"
     r"|R[ée]f(?:[ée]rence)?\.?|Ref\.?|Referencia|Refer[êe]ncia|C[óo]digo(?:\sdel\sproducto)?"
-    r"|Cod(?:ice)?\.?(?:\s(?:articolo|prodotto))?|Artikelcode|Productcode|Art\.\s?code"
+    r"|C[óo]d(?:ice)?\.?(?:\s(?:articolo|prodotto))?|Artikelcode|Productcode|Art\.\s?code"
     r"|Modelo?\s?(?:#|no\.?)"
 )
 _GTIN_LABEL = (

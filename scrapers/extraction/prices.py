@@ -61,8 +61,9 @@ def _code_in_text(text: str) -> str | None:
 
 
 def format_amount(amount: Decimal | None) -> str | None:
-    """Render a non-negative amount with at least two decimals ("12" -> "12.00")."""
-    if amount is None or not amount.is_finite() or amount < 0:
+    """Render a positive amount with at least two decimals ("12" -> "12.00"); else None."""
+    # Zero is what themes print for "price on request" or an unset variant, never a real price.
+    if amount is None or not amount.is_finite() or amount <= 0:
         return None
     try:
         if amount.as_tuple().exponent > -2:  # type: ignore[operator]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from scrapers.extraction.availability import availability_from_schema
 from scrapers.extraction.gtin import valid_gtin
 from scrapers.extraction.offers import OfferTerms, offer_terms
 from scrapers.extraction.plain_text import html_to_text
@@ -52,7 +53,9 @@ def _own_fields(node: dict, page_url: str, base: str) -> dict[str, str | None]:
         "name": html_to_text(text_value(node.get("name"))),
         "price": terms.price,
         "currency": terms.currency,
-        "availability": terms.availability,
+        # Some microdata themes put availability on the Product instead of its Offer.
+        "availability": terms.availability
+        or availability_from_schema(text_value(node.get("availability"))),
         "sku": _identifier(node.get("sku")) or terms.sku or _identifier(node.get("productID")),
         "gtin": _gtin(node, terms),
         "mpn": _identifier(node.get("mpn")),
