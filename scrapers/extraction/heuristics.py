@@ -62,7 +62,7 @@ def _product_region(
         return document
     region = start
     for ancestor in start.iterancestors(None):
-        if ancestor.tag in ("body", "html") or len(element_text(ancestor)) > _REGION_TEXT_LIMIT:
+        if ancestor.tag == "html" or len(element_text(ancestor)) > _REGION_TEXT_LIMIT:
             break
         region = ancestor
     return region
