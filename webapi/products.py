@@ -1,0 +1,260 @@
+"""The product catalogue: every signed-in user reads it; managers and admins write it.
+
+Reads are cached in Redis (see ``webapi.caching``) and served from a replica when one is
+configured; writes go to the primary and then bump the cache versions they affect.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from hashlib import blake2b
+from typing import Any
+
+from flask import Response, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy.orm import Session
+
+from models import Product, Role, User, catalog
+from webapi.api import Blueprint
+from webapi.caching import CachedBody, VersionedCache, json_response
+from webapi.pagination import Keyset, decode_cursor, paginate
+from webapi.problems import Problem
+from webapi.product_schemas import (
+    MAX_ID,
+    ProductCreate,
+    ProductListArgs,
+    ProductPage,
+    ProductSchema,
+    ProductUpdate,
+)
+from webapi.replicas import own_write_key, replicas_configured, session_for_read, track_writes
+from webapi.security import current_user, require_role
+from webapi.services import db_session, services
+
+blp = Blueprint("products", __name__, url_prefix="/api/v1/products", description="Products")
+track_writes(blp)  # once for the whole app: reads after any write go to the primary
+
+_KEYSETS = {
+    "created_at": Keyset((Product.created_at, Product.id)),
+    "-created_at": Keyset((Product.created_at, Product.id), descending=True),
+}
+_ITEM = ProductSchema()
+_ITEMS = ProductSchema(many=True)
+_ONE_PRODUCT = f"/<int(max={MAX_ID}):product_id>"
+
+
+# ---- cache keys: one version for all listings, one per owner, one per product -------------
+
+
+def _all_version() -> str:
+    return services().key("products", "v", "all")
+
+
+def _owner_version(owner_id: int) -> str:
+    return services().key("products", "v", "owner", owner_id)
+
+
+def _item_version(product_id: int) -> str:
+    return services().key("products", "v", "item", product_id)
+
+
+def _recent_write_flag() -> str:
+    return services().key("products", "recent-write")
+
+
+def _cache() -> VersionedCache:
+    svc = services()
+    return VersionedCache(svc.redis, svc.settings.cache_ttl_seconds)
+
+
+def _invalidate(product_id: int, owner_ids: set[int]) -> None:
+    """After commit: listings (all, and each owner's) and the product itself are stale."""
+    keys = [_all_version(), _item_version(product_id), *map(_owner_version, owner_ids)]
+    flags = None
+    if replicas_configured():
+        # While replicas may lag behind this write, nothing read from them is cached.
+        flags = {_recent_write_flag(): services().settings.replica_read_own_writes_seconds}
+    _cache().bump(keys, flags)
+
+
+def _dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _cached_read(
+    version_key: str, entry_key: str, user: User, render: Callable[[Session], Any]
+) -> Response:
+    """Serve from the cache, else render from a replica (or the primary for a recent writer)."""
+    cache = _cache()
+    with_replicas = replicas_configured()
+    flags = [own_write_key(user.id), _recent_write_flag()] if with_replicas else []
+    read = cache.read(version_key, entry_key, flags)
+    if read is not None and read.entry is not None:
+        return json_response(read.entry)
+    # Redis down: nobody can tell who wrote recently, so read the primary.
+    fresh = read is None or (with_replicas and read.flags[0])
+    session = session_for_read(fresh=fresh)
+    with session.begin():
+        cached = CachedBody.of(_dumps(render(session)))
+    replica_may_lag = with_replicas and not fresh and read is not None and read.flags[1]
+    if read is not None and not replica_may_lag:
+        cache.store(entry_key, read.version, cached)
+    return json_response(cached)
+
+
+# ---- authorization and errors ---------------------------------------------------------------
+
+
+def _require_editor(user: User, product: Product) -> None:
+    if not user.is_admin and product.owner_id != user.id:
+        raise Problem(403, "not-owner", "Only the product's owner or an admin may change it.")
+
+
+def _owner_for(user: User, requested: int | None, default: int) -> int:
+    if requested is None or requested == default:
+        return default
+    if not user.is_admin:
+        raise Problem(403, "forbidden", "Only admins may choose a product's owner.")
+    return requested
+
+
+@contextmanager
+def _catalog_errors() -> Iterator[None]:
+    """The catalogue's refusals as problems, in one place."""
+    try:
+        yield
+    except catalog.SkuTaken as error:
+        raise Problem(
+            409,
+            "sku-taken",
+            "This owner already has a product with this SKU.",
+            errors=[{"field": "sku", "message": "already used by this owner"}],
+        ) from error
+    except catalog.UnknownOwner as error:
+        raise Problem(
+            422,
+            "unknown-owner",
+            "The owner is not a user.",
+            errors=[{"field": "owner_id", "message": "no such user"}],
+        ) from error
+    except catalog.ProductNotFound as error:
+        raise Problem(404, "not-found", str(error).capitalize() + ".") from error
+
+
+def _checked_cursor(cursor: str | None) -> None:
+    """Refuse a cursor whose values cannot be a (created_at, id) key, before SQL sees them."""
+    if cursor is None:
+        return
+    created_at, product_id = decode_cursor(cursor, 2)
+    valid_time = isinstance(created_at, datetime) and created_at.tzinfo is not None
+    valid_id = type(product_id) is int and 0 < product_id <= MAX_ID
+    if not (valid_time and valid_id):
+        raise Problem(
+            400,
+            "invalid-cursor",
+            "The cursor is not valid for this listing.",
+            errors=[{"field": "cursor", "message": "not a cursor issued by this listing"}],
+        )
+
+
+# ---- views -----------------------------------------------------------------------------------
+
+
+def _narrowing(args: dict[str, Any]) -> catalog.ProductFilter:
+    return catalog.ProductFilter(
+        owner_id=args.get("owner_id"),
+        sku=args.get("sku"),
+        name_contains=args.get("q"),
+        updated_since=args.get("updated_since"),
+        include_archived=args["archived"],
+    )
+
+
+@blp.route("")
+@blp.arguments(ProductListArgs, location="query")
+@blp.response(200, ProductPage)
+@blp.alt_response(304, description="Not modified: the If-None-Match ETag is current")
+def list_products(args: dict[str, Any]) -> ResponseReturnValue:
+    """Products, oldest first (``order=-created_at``: newest first); archived ones left out
+    unless ``archived=true``. Pages follow ``next_cursor``."""
+    user = current_user()
+    _checked_cursor(args["cursor"])
+    owner_id = args.get("owner_id")
+    version_key = _all_version() if owner_id is None else _owner_version(owner_id)
+    digest = blake2b(json.dumps(args, sort_keys=True, default=str).encode(), digest_size=16)
+    entry_key = services().key("products", "list", digest.hexdigest())
+
+    def render(session: Session) -> dict[str, Any]:
+        query = catalog.products_query(_narrowing(args))
+        items, next_cursor = paginate(
+            session, query, _KEYSETS[args["order"]], cursor=args["cursor"], limit=args["limit"]
+        )
+        return {"items": _ITEMS.dump(items), "next_cursor": next_cursor}
+
+    return _cached_read(version_key, entry_key, user, render)
+
+
+@blp.route(_ONE_PRODUCT)
+@blp.response(200, ProductSchema)
+@blp.alt_response(304, description="Not modified: the If-None-Match ETag is current")
+def get_product(product_id: int) -> ResponseReturnValue:
+    """One product, archived or not."""
+    user = current_user()
+
+    def render(session: Session) -> dict[str, Any]:
+        with _catalog_errors():
+            return _ITEM.dump(catalog.get_product(session, product_id))
+
+    entry_key = services().key("products", "item", product_id)
+    return _cached_read(_item_version(product_id), entry_key, user, render)
+
+
+@blp.route("", methods=["POST"])
+@blp.arguments(ProductCreate)
+@blp.response(201, ProductSchema)
+def create_product(body: dict[str, Any]) -> ResponseReturnValue:
+    """Create a product (managers and admins); its owner is you unless an admin names one."""
+    user = require_role(Role.ADMIN, Role.MANAGER)
+    owner_id = _owner_for(user, body.pop("owner_id", None), default=user.id)
+    session = db_session()
+    with session.begin(), _catalog_errors():
+        product = catalog.create_product(session, owner_id, body)
+    _invalidate(product.id, {owner_id})
+    location = url_for("products.get_product", product_id=product.id)
+    return product, 201, {"Location": location}
+
+
+@blp.route(_ONE_PRODUCT, methods=["PATCH"])
+@blp.arguments(ProductUpdate)
+@blp.response(200, ProductSchema)
+def update_product(body: dict[str, Any], product_id: int) -> ResponseReturnValue:
+    """Change a product (its owner, or an admin); admins may also move it to another owner."""
+    user = require_role(Role.ADMIN, Role.MANAGER)
+    session = db_session()
+    with session.begin(), _catalog_errors():
+        product = catalog.get_product(session, product_id)
+        _require_editor(user, product)
+        owners = {product.owner_id}
+        if "owner_id" in body:
+            body["owner_id"] = _owner_for(user, body["owner_id"], default=product.owner_id)
+            owners.add(body["owner_id"])
+        catalog.update_product(session, product, body)
+    _invalidate(product.id, owners)
+    return product
+
+
+@blp.route(_ONE_PRODUCT, methods=["DELETE"])
+@blp.response(204)
+def archive_product(product_id: int) -> ResponseReturnValue:
+    """Archive (soft-delete) a product: it leaves listings but stays readable by id."""
+    user = require_role(Role.ADMIN, Role.MANAGER)
+    session = db_session()
+    with session.begin(), _catalog_errors():
+        product = catalog.get_product(session, product_id)
+        _require_editor(user, product)
+        catalog.archive_product(session, product)
+    _invalidate(product.id, {product.owner_id})
+    return ""
