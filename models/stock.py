@@ -1,0 +1,337 @@
+"""The stock ledger: one immutable movement row and its level changes, in the caller's transaction.
+
+Concurrency (PostgreSQL under READ COMMITTED, and SQLite):
+- a decrement is one conditional ``UPDATE … SET quantity = quantity - :n WHERE … AND
+  quantity >= :n RETURNING quantity``: the row lock it takes makes a concurrent decrement wait
+  and re-check the condition, so stock never goes negative and no update is lost;
+- an increment is one ``INSERT … ON CONFLICT DO UPDATE`` (creates the level on first receipt);
+- a transfer touches its two rows in warehouse-id order, so two opposite transfers cannot
+  deadlock; the shell still retries SQLSTATE 40P01/40001 (``retrying``) as a safety net;
+- the ledger row is inserted first, with ``ON CONFLICT (created_by, idempotency_key) DO
+  NOTHING``: a concurrent twin request waits on the unique index and then replays instead of
+  applying a second time.
+
+Domain functions never commit. When one raises, the caller must roll back its transaction
+(``with session.begin():`` does), which undoes any half-applied transfer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from models.base import utcnow
+from models.products import Product
+from models.stock_tables import MovementKind, StockLevel, StockMovement
+from models.warehouses import Warehouse
+
+T = TypeVar("T")
+
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+
+
+class StockError(Exception):
+    """A movement the ledger refuses; nothing was applied. ``code`` names the reason."""
+
+    code = "stock-error"
+
+
+class InsufficientStock(StockError):
+    code = "insufficient-stock"
+
+    def __init__(self, product_id: int, warehouse_id: int, requested: int, available: int):
+        super().__init__(
+            f"warehouse {warehouse_id} holds {available} of product {product_id}, "
+            f"{requested} requested"
+        )
+        self.product_id = product_id
+        self.warehouse_id = warehouse_id
+        self.requested = requested
+        self.available = available
+
+
+class UnknownProduct(StockError):
+    code = "unknown-product"
+
+    def __init__(self, product_id: int):
+        super().__init__(f"no product {product_id}")
+        self.product_id = product_id
+
+
+class UnknownWarehouse(StockError):
+    code = "unknown-warehouse"
+
+    def __init__(self, warehouse_ids: set[int]):
+        super().__init__(f"no warehouse {', '.join(map(str, sorted(warehouse_ids)))}")
+        self.warehouse_ids = warehouse_ids
+
+
+class IdempotencyKeyReused(StockError):
+    """The key was used before for a different request."""
+
+    code = "idempotency-key-reused"
+
+
+class NotAssigned(StockError):
+    """The user may not move stock in these warehouses (checked again when a batch runs)."""
+
+    code = "not-assigned"
+
+    def __init__(self, warehouse_ids: set[int]):
+        super().__init__(f"not assigned to warehouse {', '.join(map(str, sorted(warehouse_ids)))}")
+        self.warehouse_ids = warehouse_ids
+
+
+@dataclass(frozen=True)
+class MovementRequest:
+    """A requested movement in ledger form: a positive quantity and its direction.
+
+    ``adjustment`` builds the ledger form of a signed adjustment (``note`` holds the reason).
+    """
+
+    kind: MovementKind
+    product_id: int
+    quantity: int
+    from_warehouse_id: int | None = None
+    to_warehouse_id: int | None = None
+    reference: str | None = None
+    note: str | None = None
+
+    @classmethod
+    def adjustment(
+        cls, product_id: int, warehouse_id: int, delta: int, reason: str, reference: str | None
+    ) -> MovementRequest:
+        side = (
+            {"to_warehouse_id": warehouse_id} if delta > 0 else {"from_warehouse_id": warehouse_id}
+        )
+        return cls(
+            MovementKind.ADJUSTMENT,
+            product_id,
+            abs(delta),
+            reference=reference,
+            note=reason,
+            **side,
+        )
+
+    @property
+    def warehouse_ids(self) -> set[int]:
+        return {w for w in (self.from_warehouse_id, self.to_warehouse_id) if w is not None}
+
+    def fingerprint(self) -> str:
+        """A digest of everything the request asks for (idempotency keys are bound to it)."""
+        canonical = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "kind": MovementKind(self.kind).value}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MovementRequest:
+        return cls(**{**data, "kind": MovementKind(data["kind"])})
+
+    def level_changes(self) -> list[tuple[int, int]]:
+        """(warehouse_id, signed delta) in warehouse-id order: the fixed lock order."""
+        changes = []
+        if self.from_warehouse_id is not None:
+            changes.append((self.from_warehouse_id, -self.quantity))
+        if self.to_warehouse_id is not None:
+            changes.append((self.to_warehouse_id, self.quantity))
+        return sorted(changes)
+
+
+@dataclass(frozen=True)
+class Applied:
+    movement: StockMovement
+    replayed: bool
+
+
+def apply_movement(
+    session: Session,
+    request: MovementRequest,
+    created_by: int,
+    *,
+    idempotency_key: str | None = None,
+    batch_id: int | None = None,
+) -> Applied:
+    """Write the ledger row and change the levels; raises a ``StockError`` to refuse.
+
+    With ``idempotency_key``, a request seen before (same user and key) is not applied again:
+    the first movement comes back with ``replayed=True``, or ``IdempotencyKeyReused`` when
+    the earlier request asked for something else.
+    """
+    fingerprint = request.fingerprint()
+    if idempotency_key is not None:
+        earlier = find_by_key(session, created_by, idempotency_key)
+        if earlier is not None:
+            return _replay(earlier, fingerprint)
+    check_references(session, request)
+    movement = _insert_ledger_row(
+        session, request, created_by, idempotency_key, fingerprint, batch_id
+    )
+    if movement is None:  # a concurrent twin committed first; the unique key made us wait
+        earlier = find_by_key(session, created_by, idempotency_key or "")
+        assert earlier is not None
+        return _replay(earlier, fingerprint)
+    for warehouse_id, delta in request.level_changes():
+        if delta < 0:
+            _take(session, request.product_id, warehouse_id, -delta)
+        else:
+            _put(session, request.product_id, warehouse_id, delta)
+    return Applied(movement, replayed=False)
+
+
+def find_by_key(session: Session, created_by: int, idempotency_key: str) -> StockMovement | None:
+    return session.scalar(
+        select(StockMovement).where(
+            StockMovement.created_by == created_by,
+            StockMovement.idempotency_key == idempotency_key,
+        )
+    )
+
+
+def _replay(earlier: StockMovement, fingerprint: str) -> Applied:
+    if earlier.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused("this Idempotency-Key was used for a different request")
+    return Applied(earlier, replayed=True)
+
+
+def check_references(session: Session, request: MovementRequest) -> None:
+    """Raise ``UnknownProduct``/``UnknownWarehouse`` (one round trip when all exist)."""
+    wanted = request.warehouse_ids
+    product = select(Product.id).where(Product.id == request.product_id).scalar_subquery()
+    warehouses = select(func.count(Warehouse.id)).where(Warehouse.id.in_(wanted)).scalar_subquery()
+    product_id, warehouses_found = session.execute(select(product, warehouses)).one()
+    if product_id is None:
+        raise UnknownProduct(request.product_id)
+    if warehouses_found != len(wanted):
+        found = set(session.scalars(select(Warehouse.id).where(Warehouse.id.in_(wanted))))
+        raise UnknownWarehouse(wanted - found)
+
+
+def _dialect_insert(session: Session) -> Callable[..., Any]:
+    return (
+        postgresql.insert
+        if session.get_bind(StockMovement).dialect.name == "postgresql"
+        else sqlite.insert
+    )
+
+
+def _insert_ledger_row(
+    session: Session,
+    request: MovementRequest,
+    created_by: int,
+    idempotency_key: str | None,
+    fingerprint: str,
+    batch_id: int | None,
+) -> StockMovement | None:
+    values = {
+        **request.as_dict(),
+        "created_by": created_by,
+        "created_at": utcnow(),
+        "idempotency_key": idempotency_key,
+        "request_fingerprint": fingerprint,
+        "batch_id": batch_id,
+    }
+    statement = _dialect_insert(session)(StockMovement).values(**values)
+    if idempotency_key is not None:
+        statement = statement.on_conflict_do_nothing(
+            index_elements=[StockMovement.created_by, StockMovement.idempotency_key]
+        )
+    return session.scalar(statement.returning(StockMovement))
+
+
+def _take(session: Session, product_id: int, warehouse_id: int, quantity: int) -> int:
+    left = session.scalar(
+        update(StockLevel)
+        .where(
+            StockLevel.product_id == product_id,
+            StockLevel.warehouse_id == warehouse_id,
+            StockLevel.quantity >= quantity,
+        )
+        .values(
+            quantity=StockLevel.quantity - quantity,
+            version=StockLevel.version + 1,
+            updated_at=utcnow(),
+        )
+        .returning(StockLevel.quantity)
+        .execution_options(synchronize_session=False)
+    )
+    if left is None:
+        available = level_quantity(session, product_id, warehouse_id)
+        raise InsufficientStock(product_id, warehouse_id, quantity, available)
+    return left
+
+
+def _put(session: Session, product_id: int, warehouse_id: int, quantity: int) -> int:
+    insert = _dialect_insert(session)(StockLevel).values(
+        product_id=product_id,
+        warehouse_id=warehouse_id,
+        quantity=quantity,
+        version=1,
+        updated_at=utcnow(),
+    )
+    upsert = insert.on_conflict_do_update(
+        index_elements=[StockLevel.product_id, StockLevel.warehouse_id],
+        set_={
+            "quantity": StockLevel.quantity + insert.excluded.quantity,
+            "version": StockLevel.version + 1,
+            "updated_at": insert.excluded.updated_at,
+        },
+    )
+    return session.scalar(upsert.returning(StockLevel.quantity)) or 0
+
+
+def level_quantity(session: Session, product_id: int, warehouse_id: int) -> int:
+    level = session.get(StockLevel, (product_id, warehouse_id), populate_existing=True)
+    return level.quantity if level is not None else 0
+
+
+def ledger_balance(session: Session, product_id: int, warehouse_id: int) -> int:
+    """What the ledger says a level must be: everything in minus everything out."""
+    incoming = select(func.coalesce(func.sum(StockMovement.quantity), 0)).where(
+        StockMovement.product_id == product_id, StockMovement.to_warehouse_id == warehouse_id
+    )
+    outgoing = select(func.coalesce(func.sum(StockMovement.quantity), 0)).where(
+        StockMovement.product_id == product_id, StockMovement.from_warehouse_id == warehouse_id
+    )
+    return int(session.scalar(incoming) or 0) - int(session.scalar(outgoing) or 0)
+
+
+def is_retryable(error: DBAPIError) -> bool:
+    """A deadlock or serialization failure: the whole transaction may simply run again."""
+    return getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+def retrying(
+    make_session: Callable[[], Session], work: Callable[[Session], T], attempts: int = 5
+) -> T:
+    """Run ``work`` in a fresh transaction, again on a deadlock/serialization failure."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with make_session() as session, session.begin():
+                return work(session)
+        except DBAPIError as error:
+            if attempt == attempts or not is_retryable(error):
+                raise
+            time.sleep(0.01 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def missing_references(
+    session: Session, requests: list[MovementRequest]
+) -> tuple[set[int], set[int]]:
+    """The product ids and warehouse ids named by ``requests`` that do not exist."""
+    product_ids = {r.product_id for r in requests}
+    warehouse_ids = set().union(*(r.warehouse_ids for r in requests))
+    products = set(session.scalars(select(Product.id).where(Product.id.in_(product_ids))))
+    warehouses = set(session.scalars(select(Warehouse.id).where(Warehouse.id.in_(warehouse_ids))))
+    return product_ids - products, warehouse_ids - warehouses
