@@ -9,7 +9,7 @@ from flask import Flask, Response, request
 from models import create_database
 from shelfwatch.config import Settings, load_settings
 from shelfwatch.logging import configure_logging
-from webapi import assignments, auth, health, products, stock, users, warehouses
+from webapi import auth, health, products, users, warehouses
 from webapi.api import api, configure_openapi
 from webapi.problems import Problem, register_problem_handlers
 from webapi.ratelimit import configure_limiter
@@ -18,15 +18,7 @@ from webapi.services import Services, install, make_redis
 
 log = logging.getLogger(__name__)
 
-BLUEPRINTS = (
-    health.blp,
-    auth.blp,
-    users.blp,
-    products.blp,
-    warehouses.blp,
-    stock.blp,
-    assignments.blp,
-)
+BLUEPRINTS = (health.blp, auth.blp, users.blp, products.blp, warehouses.blp)
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
