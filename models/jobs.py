@@ -1,0 +1,386 @@
+"""The scrape-job lifecycle: a job, its chunks, and the moves between their states.
+
+A job is split into chunks that workers claim with a conditional UPDATE (``queued →
+running``), keep alive with heartbeats and finish once; the worker whose chunk completes
+the job's count (``chunks_done == chunks_total``) aggregates the stats and sets the final
+status in the same transaction. The chunk's ``attempts`` is its fencing token: a worker that
+lost its chunk to recovery can no longer finish or heartbeat it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, select, update
+from sqlalchemy.orm import Session
+
+from models.base import utcnow
+from models.job_stats import merge_stats
+from models.scraping import JobStatus, ScrapeChunk, ScrapeJob
+
+_NO_SYNC = {"synchronize_session": False}
+ERROR_SUMMARY_CHARS = 2000
+
+
+class JobNotFound(LookupError):
+    """No job with this id."""
+
+
+class JobAlreadyFinished(Exception):
+    """The job has a final status and can no longer change."""
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """What a task message carries: ids and a count, never the URLs themselves."""
+
+    chunk_id: int
+    job_id: str
+    spider: str
+    urls_count: int
+    priority: int
+
+
+@dataclass(frozen=True)
+class ClaimedChunk:
+    """A chunk this worker now owns, with what it needs to crawl it."""
+
+    chunk_id: int
+    job_id: str
+    attempt: int
+    spider: str
+    urls: list[str]
+    args: dict[str, Any]
+    max_age: int | None
+    job_settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChunkControl:
+    """What a heartbeat learns: whether the chunk is still ours and whether to stop."""
+
+    owned: bool
+    cancel_requested: bool
+
+
+def split_urls(urls: Sequence[str], chunk_size: int) -> list[list[str]]:
+    size = max(1, chunk_size)
+    return [list(urls[start : start + size]) for start in range(0, len(urls), size)] or [[]]
+
+
+def create_job(
+    session: Session,
+    *,
+    spider: str,
+    urls: Sequence[str],
+    chunk_size: int,
+    args: dict[str, Any] | None = None,
+    max_age: int | None = None,
+    priority: int = 0,
+    created_by: int | None = None,
+    schedule_id: int | None = None,
+    run_key: str | None = None,
+) -> tuple[ScrapeJob, list[ChunkRef]]:
+    """Add a queued job and its chunks; the caller enqueues the refs after commit."""
+    parts = split_urls(urls, chunk_size)
+    job = ScrapeJob(
+        id=str(uuid.uuid4()),
+        spider=spider,
+        status=JobStatus.QUEUED.value,
+        urls=list(urls),
+        args=args or {},
+        settings={},
+        max_age=max_age,
+        priority=priority,
+        stats={},
+        chunks_total=len(parts),
+        chunks_done=0,
+        cancel_requested=False,
+        created_by=created_by,
+        schedule_id=schedule_id,
+        run_key=run_key,
+        created_at=utcnow(),
+    )
+    chunks = [ScrapeChunk(job_id=job.id, seq=seq, urls=part) for seq, part in enumerate(parts)]
+    session.add(job)
+    session.flush()
+    session.add_all(chunks)
+    session.flush()
+    return job, [_ref(chunk, job) for chunk in chunks]
+
+
+def _ref(chunk: ScrapeChunk, job: ScrapeJob) -> ChunkRef:
+    return ChunkRef(chunk.id, job.id, job.spider, len(chunk.urls), job.priority)
+
+
+def queued_chunks(session: Session, job_id: str) -> list[ChunkRef]:
+    """The chunks of a job still waiting for a worker (what ``run_job`` fans out)."""
+    rows = session.execute(
+        select(ScrapeChunk, ScrapeJob)
+        .join(ScrapeJob, ScrapeJob.id == ScrapeChunk.job_id)
+        .where(ScrapeChunk.job_id == job_id, ScrapeChunk.status == JobStatus.QUEUED.value)
+        .order_by(ScrapeChunk.seq)
+    )
+    return [_ref(chunk, job) for chunk, job in rows]
+
+
+def claim_chunk(session: Session, chunk_id: int, worker: str) -> ClaimedChunk | None:
+    """Take a queued chunk (None if another worker has it, it is done, or it was cancelled)."""
+    now = utcnow()
+    claimed = session.execute(
+        update(ScrapeChunk)
+        .where(ScrapeChunk.id == chunk_id, ScrapeChunk.status == JobStatus.QUEUED.value)
+        .values(
+            status=JobStatus.RUNNING.value,
+            attempts=ScrapeChunk.attempts + 1,
+            worker=worker[:200],
+            heartbeat_at=now,
+            started_at=now,
+            finished_at=None,
+        )
+        .returning(ScrapeChunk.job_id, ScrapeChunk.urls, ScrapeChunk.attempts)
+        .execution_options(**_NO_SYNC)
+    ).first()
+    if claimed is None:
+        return None
+    session.execute(
+        update(ScrapeJob)
+        .where(ScrapeJob.id == claimed.job_id, ScrapeJob.status == JobStatus.QUEUED.value)
+        .values(status=JobStatus.RUNNING.value, started_at=now)
+        .execution_options(**_NO_SYNC)
+    )
+    job = session.execute(
+        select(ScrapeJob.spider, ScrapeJob.args, ScrapeJob.max_age, ScrapeJob.settings).where(
+            ScrapeJob.id == claimed.job_id
+        )
+    ).one()
+    return ClaimedChunk(
+        chunk_id=chunk_id,
+        job_id=claimed.job_id,
+        attempt=claimed.attempts,
+        spider=job.spider,
+        urls=list(claimed.urls),
+        args=dict(job.args or {}),
+        max_age=job.max_age,
+        job_settings=dict(job.settings or {}),
+    )
+
+
+def heartbeat(session: Session, chunk: ClaimedChunk) -> ChunkControl:
+    """Mark the chunk alive; tell the worker whether it still owns it and whether to stop."""
+    owned = session.execute(
+        update(ScrapeChunk)
+        .where(
+            ScrapeChunk.id == chunk.chunk_id,
+            ScrapeChunk.status == JobStatus.RUNNING.value,
+            ScrapeChunk.attempts == chunk.attempt,
+        )
+        .values(heartbeat_at=utcnow())
+        .execution_options(**_NO_SYNC)
+    ).rowcount
+    return ChunkControl(owned=bool(owned), cancel_requested=cancel_requested(session, chunk.job_id))
+
+
+def cancel_requested(session: Session, job_id: str) -> bool:
+    return bool(session.scalar(select(ScrapeJob.cancel_requested).where(ScrapeJob.id == job_id)))
+
+
+def finish_chunk(
+    session: Session,
+    chunk: ClaimedChunk,
+    *,
+    status: JobStatus,
+    stats: dict[str, Any],
+    error: str | None = None,
+) -> JobStatus | None:
+    """Record a chunk's end; returns the job's final status when this chunk completed it.
+
+    Does nothing (returns None) when the chunk is no longer this attempt's: recovery gave it
+    to another worker, whose result counts instead.
+    """
+    done = session.execute(
+        update(ScrapeChunk)
+        .where(
+            ScrapeChunk.id == chunk.chunk_id,
+            ScrapeChunk.status == JobStatus.RUNNING.value,
+            ScrapeChunk.attempts == chunk.attempt,
+        )
+        .values(status=status.value, stats=stats, error=_clip(error), finished_at=utcnow())
+        .execution_options(**_NO_SYNC)
+    ).rowcount
+    if not done:
+        return None
+    return _count_done(session, chunk.job_id, 1)
+
+
+def _count_done(session: Session, job_id: str, count: int) -> JobStatus | None:
+    """Add ``count`` finished chunks; the call that completes the job finalizes it."""
+    progress = session.execute(
+        update(ScrapeJob)
+        .where(ScrapeJob.id == job_id)
+        .values(chunks_done=ScrapeJob.chunks_done + count)
+        .returning(ScrapeJob.chunks_done, ScrapeJob.chunks_total)
+        .execution_options(**_NO_SYNC)
+    ).one()
+    if progress.chunks_done < progress.chunks_total:
+        return None
+    return finalize_job(session, job_id)
+
+
+def finalize_job(session: Session, job_id: str) -> JobStatus | None:
+    """Aggregate the chunks into the job's stats and final status (idempotent).
+
+    Returns None while some chunk has not ended, or when the job was already final.
+    """
+    chunks = session.execute(
+        select(ScrapeChunk.status, ScrapeChunk.stats, ScrapeChunk.error, ScrapeChunk.worker)
+        .where(ScrapeChunk.job_id == job_id)
+        .order_by(ScrapeChunk.seq)
+    ).all()
+    if any(not JobStatus(c.status).finished for c in chunks):
+        return None
+    stats = merge_stats(c.stats for c in chunks)
+    stats["workers"] = sorted({_host(c.worker) for c in chunks if c.worker})
+    status = final_status(chunks, stats, cancel_requested(session, job_id))
+    updated = session.execute(
+        update(ScrapeJob)
+        .where(ScrapeJob.id == job_id, ScrapeJob.status.in_(_UNFINISHED))
+        .values(
+            status=status.value,
+            stats=stats,
+            error=_error_summary(chunks, stats),
+            finished_at=utcnow(),
+        )
+        .execution_options(**_NO_SYNC)
+    ).rowcount
+    return status if updated else None
+
+
+_UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
+def final_status(chunks: Sequence[Row[Any]], stats: dict[str, Any], cancelled: bool) -> JobStatus:
+    """cancelled if asked; failed if nothing was obtained; partial if some URLs failed."""
+    if cancelled:
+        return JobStatus.CANCELLED
+    failed_chunks = sum(1 for c in chunks if c.status == JobStatus.FAILED.value)
+    failures = stats.get("errors", 0) + stats.get("ssrf_refused", 0) + failed_chunks
+    obtained = stats.get("items", 0) + stats.get("cached", 0)
+    if failures and not obtained:
+        return JobStatus.FAILED
+    if failures:
+        return JobStatus.PARTIAL
+    return JobStatus.SUCCEEDED
+
+
+def _error_summary(chunks: Sequence[Row[Any]], stats: dict[str, Any]) -> str | None:
+    messages = list(dict.fromkeys(c.error for c in chunks if c.error))
+    if stats.get("errors"):
+        messages.append(f"{stats['errors']} request(s) failed")
+    if stats.get("ssrf_refused"):
+        messages.append(f"{stats['ssrf_refused']} request(s) refused by the SSRF guard")
+    return _clip("; ".join(messages)) if messages else None
+
+
+def _clip(text: str | None) -> str | None:
+    return text[:ERROR_SUMMARY_CHARS] if text else text
+
+
+def _host(worker: str) -> str:
+    return worker.split("/", 1)[0]
+
+
+def cancel_job(session: Session, job_id: str) -> JobStatus | None:
+    """Ask a job to stop: queued chunks never start, running ones stop at their next check.
+
+    Returns the final status when nothing was running (the job ends here and now).
+    """
+    requested = session.execute(
+        update(ScrapeJob)
+        .where(ScrapeJob.id == job_id, ScrapeJob.status.in_(_UNFINISHED))
+        .values(cancel_requested=True)
+        .execution_options(**_NO_SYNC)
+    ).rowcount
+    if not requested:
+        if session.get(ScrapeJob, job_id) is None:
+            raise JobNotFound(job_id)
+        raise JobAlreadyFinished(job_id)
+    dropped = session.execute(
+        update(ScrapeChunk)
+        .where(ScrapeChunk.job_id == job_id, ScrapeChunk.status == JobStatus.QUEUED.value)
+        .values(status=JobStatus.CANCELLED.value, finished_at=utcnow())
+        .execution_options(**_NO_SYNC)
+    ).rowcount
+    return _count_done(session, job_id, dropped) if dropped else None
+
+
+def requeue_stale_chunks(
+    session: Session, *, heartbeat_before: datetime, max_attempts: int
+) -> list[ChunkRef]:
+    """Give running chunks of dead workers back to the queue; fail those out of attempts.
+
+    Returns the chunks to send again (the caller enqueues them after commit).
+    """
+    stale = (
+        ScrapeChunk.status == JobStatus.RUNNING.value,
+        ScrapeChunk.heartbeat_at < heartbeat_before,
+    )
+    _fail_exhausted(session, stale, max_attempts)
+    requeued = session.execute(
+        update(ScrapeChunk)
+        .where(*stale, ScrapeChunk.attempts < max_attempts)
+        .values(status=JobStatus.QUEUED.value, worker=None, heartbeat_at=utcnow())
+        .returning(ScrapeChunk.id)
+        .execution_options(**_NO_SYNC)
+    ).scalars()
+    return _refs(session, list(requeued))
+
+
+def _fail_exhausted(session: Session, stale: Iterable[Any], max_attempts: int) -> None:
+    rows = session.execute(
+        select(ScrapeChunk).where(*stale, ScrapeChunk.attempts >= max_attempts)
+    ).scalars()
+    for chunk in list(rows):
+        claimed = ClaimedChunk(chunk.id, chunk.job_id, chunk.attempts, "", [], {}, None, {})
+        error = f"worker lost {chunk.attempts} time(s) (last: {chunk.worker})"
+        finish_chunk(session, claimed, status=JobStatus.FAILED, stats={}, error=error)
+
+
+def redispatch_queued_chunks(session: Session, *, sent_before: datetime) -> list[ChunkRef]:
+    """Queued chunks whose message may have been lost (broker restart, failed enqueue).
+
+    Their ``heartbeat_at`` is stamped as "sent again now"; a duplicate message is harmless
+    because claiming is conditional.
+    """
+    chunk_ids = session.execute(
+        update(ScrapeChunk)
+        .where(
+            ScrapeChunk.status == JobStatus.QUEUED.value,
+            ScrapeChunk.job_id.in_(
+                select(ScrapeJob.id).where(
+                    ScrapeJob.status.in_(_UNFINISHED), ScrapeJob.created_at < sent_before
+                )
+            ),
+            (ScrapeChunk.heartbeat_at.is_(None)) | (ScrapeChunk.heartbeat_at < sent_before),
+        )
+        .values(heartbeat_at=utcnow())
+        .returning(ScrapeChunk.id)
+        .execution_options(**_NO_SYNC)
+    ).scalars()
+    return _refs(session, list(chunk_ids))
+
+
+def _refs(session: Session, chunk_ids: list[int]) -> list[ChunkRef]:
+    if not chunk_ids:
+        return []
+    rows = session.execute(
+        select(ScrapeChunk, ScrapeJob)
+        .join(ScrapeJob, ScrapeJob.id == ScrapeChunk.job_id)
+        .where(ScrapeChunk.id.in_(chunk_ids))
+        .order_by(ScrapeChunk.id)
+    )
+    return [_ref(chunk, job) for chunk, job in rows]

@@ -1,0 +1,170 @@
+"""The job lifecycle on PostgreSQL: claims, heartbeats, fencing, aggregation, cancel, recovery."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from models import Database, JobStatus, ScrapeChunk, ScrapeJob
+from models.base import utcnow
+from models.jobs import (
+    JobAlreadyFinished,
+    cancel_job,
+    claim_chunk,
+    create_job,
+    finish_chunk,
+    heartbeat,
+    requeue_stale_chunks,
+    split_urls,
+)
+
+URLS = [f"http://127.0.0.1:1/p/{n}" for n in range(5)]
+
+
+def _job(db: Database, urls: list[str] = URLS, chunk_size: int = 2) -> tuple[str, list[int]]:
+    with db.transaction() as session:
+        job, refs = create_job(session, spider="product", urls=urls, chunk_size=chunk_size)
+    return job.id, [ref.chunk_id for ref in refs]
+
+
+def _get(db: Database, job_id: str) -> ScrapeJob:
+    with db.transaction() as session:
+        return session.get(ScrapeJob, job_id)
+
+
+def test_split_urls_keeps_order_and_sizes() -> None:
+    assert split_urls(["a", "b", "c"], 2) == [["a", "b"], ["c"]]
+    assert split_urls(["a"], 50) == [["a"]]
+
+
+def test_create_job_splits_into_chunks(database: Database) -> None:
+    job_id, chunk_ids = _job(database)
+    job = _get(database, job_id)
+    assert (job.status, job.chunks_total, job.chunks_done) == ("queued", 3, 0)
+    with database.transaction() as session:
+        sizes = session.scalars(
+            select(ScrapeChunk.urls).where(ScrapeChunk.job_id == job_id).order_by(ScrapeChunk.seq)
+        ).all()
+    assert [len(urls) for urls in sizes] == [2, 2, 1]
+    assert len(chunk_ids) == 3
+
+
+def test_a_chunk_is_claimed_once(database: Database) -> None:
+    _job_id, chunk_ids = _job(database)
+    with database.transaction() as session:
+        first = claim_chunk(session, chunk_ids[0], "w1")
+    with database.transaction() as session:
+        second = claim_chunk(session, chunk_ids[0], "w2")
+    assert first is not None and first.attempt == 1 and first.urls == URLS[:2]
+    assert second is None
+    assert _get(database, first.job_id).status == "running"
+
+
+def test_last_chunk_aggregates_stats_and_status(database: Database) -> None:
+    job_id, chunk_ids = _job(database)
+    for n, chunk_id in enumerate(chunk_ids):
+        with database.transaction() as session:
+            chunk = claim_chunk(session, chunk_id, f"host{n}/1/1")
+        stats = {"requests": 2, "items": 2, "responses": {"200": 2}, "dropped": {"bad_price": 1}}
+        with database.transaction() as session:
+            final = finish_chunk(session, chunk, status=JobStatus.SUCCEEDED, stats=stats)
+        assert final == (JobStatus.SUCCEEDED if n == 2 else None)
+    job = _get(database, job_id)
+    assert job.status == "succeeded" and job.finished_at is not None
+    assert job.stats["items"] == 6 and job.stats["responses"] == {"200": 6}
+    assert job.stats["dropped"] == {"bad_price": 3}
+    assert job.stats["workers"] == ["host0", "host1", "host2"]
+
+
+def test_some_failed_urls_make_the_job_partial(database: Database) -> None:
+    job_id, chunk_ids = _job(database, URLS[:2], chunk_size=1)
+    outcomes = [{"items": 1}, {"errors": 1, "responses": {"404": 1}}]
+    for chunk_id, stats in zip(chunk_ids, outcomes, strict=True):
+        with database.transaction() as session:
+            chunk = claim_chunk(session, chunk_id, "w")
+            finish_chunk(session, chunk, status=JobStatus.SUCCEEDED, stats=stats)
+    job = _get(database, job_id)
+    assert job.status == "partial"
+    assert "1 request(s) failed" in job.error
+
+
+def test_a_job_with_nothing_obtained_fails(database: Database) -> None:
+    job_id, [chunk_id] = _job(database, URLS[:1])
+    with database.transaction() as session:
+        chunk = claim_chunk(session, chunk_id, "w")
+        finish_chunk(session, chunk, status=JobStatus.FAILED, stats={}, error="crawl failed: boom")
+    job = _get(database, job_id)
+    assert (job.status, job.error) == ("failed", "crawl failed: boom")
+
+
+def test_recovered_chunk_cannot_be_finished_by_its_old_worker(database: Database) -> None:
+    job_id, [chunk_id] = _job(database, URLS[:1])
+    with database.transaction() as session:
+        old = claim_chunk(session, chunk_id, "dead")
+    with database.transaction() as session:
+        refs = requeue_stale_chunks(
+            session, heartbeat_before=utcnow() + timedelta(seconds=1), max_attempts=3
+        )
+    assert [ref.chunk_id for ref in refs] == [chunk_id]
+    with database.transaction() as session:
+        new = claim_chunk(session, chunk_id, "alive")
+    with database.transaction() as session:
+        assert heartbeat(session, old).owned is False
+        assert finish_chunk(session, old, status=JobStatus.SUCCEEDED, stats={"items": 9}) is None
+    with database.transaction() as session:
+        assert finish_chunk(session, new, status=JobStatus.SUCCEEDED, stats={"items": 1})
+    job = _get(database, job_id)
+    assert (job.status, job.stats["items"], job.chunks_done) == ("succeeded", 1, 1)
+
+
+def test_fresh_heartbeats_are_not_recovered(database: Database) -> None:
+    _job_id, [chunk_id] = _job(database, URLS[:1])
+    with database.transaction() as session:
+        claim_chunk(session, chunk_id, "w")
+    with database.transaction() as session:
+        refs = requeue_stale_chunks(
+            session, heartbeat_before=utcnow() - timedelta(seconds=30), max_attempts=3
+        )
+    assert refs == []
+
+
+def test_a_chunk_out_of_attempts_fails_its_job(database: Database) -> None:
+    job_id, [chunk_id] = _job(database, URLS[:1])
+    for _ in range(2):
+        with database.transaction() as session:
+            claim_chunk(session, chunk_id, "w")
+        with database.transaction() as session:
+            requeue_stale_chunks(
+                session, heartbeat_before=utcnow() + timedelta(seconds=1), max_attempts=2
+            )
+    job = _get(database, job_id)
+    assert job.status == "failed"
+    assert "worker lost 2 time(s)" in job.error
+
+
+def test_cancel_of_a_queued_job_ends_it_and_no_chunk_starts(database: Database) -> None:
+    job_id, chunk_ids = _job(database)
+    with database.transaction() as session:
+        assert cancel_job(session, job_id) == JobStatus.CANCELLED
+    with database.transaction() as session:
+        assert claim_chunk(session, chunk_ids[0], "w") is None
+    assert _get(database, job_id).status == "cancelled"
+    with database.transaction() as session, pytest.raises(JobAlreadyFinished):
+        cancel_job(session, job_id)
+
+
+def test_cancel_of_a_running_job_waits_for_its_running_chunk(database: Database) -> None:
+    job_id, chunk_ids = _job(database)
+    with database.transaction() as session:
+        running = claim_chunk(session, chunk_ids[0], "w")
+    with database.transaction() as session:
+        assert cancel_job(session, job_id) is None
+    with database.transaction() as session:
+        assert heartbeat(session, running).cancel_requested is True
+    with database.transaction() as session:
+        final = finish_chunk(session, running, status=JobStatus.CANCELLED, stats={"items": 1})
+    assert final == JobStatus.CANCELLED
+    job = _get(database, job_id)
+    assert (job.status, job.stats["items"]) == ("cancelled", 1)
