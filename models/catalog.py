@@ -7,7 +7,7 @@ SKU cannot both succeed: the loser's IntegrityError becomes ``SkuTaken``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -58,10 +58,12 @@ def _violated_constraint(error: IntegrityError) -> str:
     return name or str(error.orig)
 
 
-def _flush_or_raise(session: Session) -> None:
-    """Flush in a savepoint and turn the catalogue's constraint violations into its errors."""
+def _change_or_raise(session: Session, change: Callable[[], None]) -> None:
+    """Make ``change`` and flush it in a savepoint, turning the catalogue's constraint
+    violations into its errors; a refused change is undone and the session stays usable."""
     try:
         with session.begin_nested():
+            change()
             session.flush()
     except IntegrityError as error:
         constraint = _violated_constraint(error)
@@ -77,8 +79,7 @@ def create_product(session: Session, owner_id: int, fields: Mapping[str, Any]) -
     values = {key: value for key, value in fields.items() if key in EDITABLE_FIELDS}
     values["owner_id"] = owner_id
     product = Product(**values)
-    session.add(product)
-    _flush_or_raise(session)
+    _change_or_raise(session, lambda: session.add(product))
     return product
 
 
@@ -91,12 +92,19 @@ def get_product(session: Session, product_id: int) -> Product:
 
 def update_product(session: Session, product: Product, changes: Mapping[str, Any]) -> Product:
     """Apply ``changes`` (only editable fields); raises SkuTaken or UnknownOwner."""
-    for key, value in changes.items():
-        if key in EDITABLE_FIELDS and getattr(product, key) != value:
-            setattr(product, key, value)
-    if session.is_modified(product):
-        _flush_or_raise(session)  # updated_at moves through the column's onupdate
+    edits = {
+        key: value
+        for key, value in changes.items()
+        if key in EDITABLE_FIELDS and getattr(product, key) != value
+    }
+    if edits:  # updated_at moves through the column's onupdate
+        _change_or_raise(session, lambda: _assign(product, edits))
     return product
+
+
+def _assign(product: Product, edits: Mapping[str, Any]) -> None:
+    for key, value in edits.items():
+        setattr(product, key, value)
 
 
 def archive_product(session: Session, product: Product) -> Product:

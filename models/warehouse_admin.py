@@ -6,7 +6,7 @@ so concurrent requests cannot slip past a check-then-act.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -42,9 +42,11 @@ def _violation(error: IntegrityError) -> tuple[str, str]:
     return sqlstate, getattr(diag, "constraint_name", None) or str(error.orig)
 
 
-def _flush_or_raise(session: Session) -> None:
+def _change_or_raise(session: Session, change: Callable[[], None]) -> None:
+    """Make ``change`` and flush it in a savepoint; a refused change is undone."""
     try:
         with session.begin_nested():
+            change()
             session.flush()
     except IntegrityError as error:
         sqlstate, constraint = _violation(error)
@@ -57,8 +59,7 @@ def _flush_or_raise(session: Session) -> None:
 
 def create_warehouse(session: Session, fields: Mapping[str, Any]) -> Warehouse:
     warehouse = Warehouse(**{k: v for k, v in fields.items() if k in EDITABLE_FIELDS})
-    session.add(warehouse)
-    _flush_or_raise(session)
+    _change_or_raise(session, lambda: session.add(warehouse))
     return warehouse
 
 
@@ -72,18 +73,24 @@ def get_warehouse(session: Session, warehouse_id: int) -> Warehouse:
 def update_warehouse(
     session: Session, warehouse: Warehouse, changes: Mapping[str, Any]
 ) -> Warehouse:
-    for key, value in changes.items():
-        if key in EDITABLE_FIELDS and getattr(warehouse, key) != value:
+    edits = {
+        key: value
+        for key, value in changes.items()
+        if key in EDITABLE_FIELDS and getattr(warehouse, key) != value
+    }
+
+    def assign() -> None:
+        for key, value in edits.items():
             setattr(warehouse, key, value)
-    if session.is_modified(warehouse):
-        _flush_or_raise(session)
+
+    if edits:
+        _change_or_raise(session, assign)
     return warehouse
 
 
 def delete_warehouse(session: Session, warehouse: Warehouse) -> None:
     """Delete a warehouse no stock level or movement refers to (assignments go with it)."""
-    session.delete(warehouse)
-    _flush_or_raise(session)
+    _change_or_raise(session, lambda: session.delete(warehouse))
 
 
 def warehouses_query(visible_ids: set[int] | None) -> Select[tuple[Warehouse]]:
