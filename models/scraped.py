@@ -1,0 +1,188 @@
+"""Storing scraped products: batched upserts, price history on change, freshness look-ups.
+
+`upsert_scraped_products` writes a batch in two statements inside the caller's transaction:
+
+1. one multi-row ``INSERT … ON CONFLICT (canonical_url) DO UPDATE … RETURNING`` (PostgreSQL
+   and SQLite alike) that keeps the latest values, moves ``last_seen_at`` and tags ``job_id``;
+   an older scrape (a late retry) never overwrites a newer one;
+2. one multi-row ``INSERT`` of price observations for the products whose price, currency or
+   availability differ from their latest observation.
+
+The first statement locks the batch's product rows (in canonical-URL order, so two batches
+cannot deadlock) until the transaction ends; the second starts after those locks are held and,
+under READ COMMITTED, sees every observation a concurrent writer of the same products
+committed. So concurrent writers, retried jobs and repeated crawls add no duplicate history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from models.base import utcnow
+from models.scraping import PriceObservation, ScrapedProduct
+
+# Rows per statement: 16 bound parameters a row stays far below PostgreSQL's 65,535 limit.
+STATEMENT_ROWS = 1000
+
+
+@dataclass(frozen=True)
+class ScrapedRow:
+    """One scraped product page, ready to store (the pipeline converts items to these)."""
+
+    canonical_url: str
+    url: str
+    domain: str
+    scraped_at: datetime
+    name: str | None = None
+    price: Decimal | None = None
+    currency: str | None = None
+    availability: str = "unknown"
+    sku: str | None = None
+    gtin: str | None = None
+    mpn: str | None = None
+    brand: str | None = None
+    image_url: str | None = None
+    description: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    job_id: str | None = None
+
+    @property
+    def offer(self) -> tuple[Decimal | None, str | None, str]:
+        return (_normal_price(self.price), self.currency, self.availability)
+
+
+@dataclass
+class UpsertResult:
+    products: int = 0
+    observations: int = 0
+    product_ids: dict[str, int] = field(default_factory=dict)
+
+
+def upsert_scraped_products(session: Session, rows: Iterable[ScrapedRow]) -> UpsertResult:
+    """Store ``rows`` (latest values per canonical URL) and their price changes."""
+    latest = {row.canonical_url: row for row in sorted(rows, key=lambda r: r.scraped_at)}
+    ordered = [latest[key] for key in sorted(latest)]
+    result = UpsertResult()
+    for start in range(0, len(ordered), STATEMENT_ROWS):
+        chunk = ordered[start : start + STATEMENT_ROWS]
+        ids = _upsert_products(session, chunk)
+        result.product_ids.update(ids)
+        result.products += len(ids)
+        result.observations += _insert_changed_offers(session, chunk, ids)
+    return result
+
+
+def _upsert_products(session: Session, rows: Sequence[ScrapedRow]) -> dict[str, int]:
+    """Insert or update the rows; the ids of those written (older scrapes are skipped)."""
+    dialect = session.get_bind(ScrapedProduct).dialect.name
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    greatest = func.greatest if dialect == "postgresql" else func.max
+    statement = upsert(ScrapedProduct).values([_product_values(row) for row in rows])
+    excluded = statement.excluded
+    updated = {
+        column: excluded[column]
+        for column in (
+            "url", "domain", "name", "price", "currency", "availability", "sku", "gtin", "mpn",
+            "brand", "image_url", "description", "sources", "job_id", "scraped_at",
+        )
+    }  # fmt: skip
+    updated["last_seen_at"] = greatest(ScrapedProduct.last_seen_at, excluded.last_seen_at)
+    statement = statement.on_conflict_do_update(
+        index_elements=[ScrapedProduct.canonical_url],
+        set_=updated,
+        where=excluded.scraped_at >= ScrapedProduct.scraped_at,
+    ).returning(ScrapedProduct.canonical_url, ScrapedProduct.id)
+    return {url: product_id for url, product_id in session.execute(statement)}
+
+
+def _product_values(row: ScrapedRow) -> dict[str, object]:
+    return {
+        "canonical_url": row.canonical_url,
+        "url": row.url,
+        "domain": row.domain,
+        "name": row.name,
+        "price": row.price,
+        "currency": row.currency,
+        "availability": row.availability,
+        "sku": row.sku,
+        "gtin": row.gtin,
+        "mpn": row.mpn,
+        "brand": row.brand,
+        "image_url": row.image_url,
+        "description": row.description,
+        "sources": row.sources,
+        "job_id": row.job_id,
+        "scraped_at": row.scraped_at,
+        "first_seen_at": row.scraped_at,
+        "last_seen_at": row.scraped_at,
+    }
+
+
+def _insert_changed_offers(
+    session: Session, rows: Sequence[ScrapedRow], ids: dict[str, int]
+) -> int:
+    previous = latest_offers(session, list(ids.values()))
+    changed = [
+        {
+            "product_id": ids[row.canonical_url],
+            "price": row.price,
+            "currency": row.currency,
+            "availability": row.availability,
+            "job_id": row.job_id,
+            "observed_at": row.scraped_at,
+        }
+        for row in rows
+        if row.canonical_url in ids and previous.get(ids[row.canonical_url]) != row.offer
+    ]
+    if changed:
+        session.execute(insert(PriceObservation).values(changed))
+    return len(changed)
+
+
+def latest_offers(
+    session: Session, product_ids: Sequence[int]
+) -> dict[int, tuple[Decimal | None, str | None, str]]:
+    """The latest observed (price, currency, availability) of each product that has one."""
+    if not product_ids:
+        return {}
+    newest = (
+        select(func.max(PriceObservation.id))
+        .where(PriceObservation.product_id.in_(product_ids))
+        .group_by(PriceObservation.product_id)
+    )
+    query = select(
+        PriceObservation.product_id,
+        PriceObservation.price,
+        PriceObservation.currency,
+        PriceObservation.availability,
+    ).where(PriceObservation.id.in_(newest))
+    return {
+        product_id: (_normal_price(price), currency, availability)
+        for product_id, price, currency, availability in session.execute(query)
+    }
+
+
+def fresh_products(
+    session: Session, urls: Iterable[str], max_age_seconds: int, *, now: datetime | None = None
+) -> dict[str, int]:
+    """Of ``urls`` (canonical URLs), those seen within ``max_age_seconds``: url -> product id."""
+    candidates = sorted(set(urls))
+    if not candidates:
+        return {}
+    cutoff = (now or utcnow()) - timedelta(seconds=max_age_seconds)
+    query = select(ScrapedProduct.canonical_url, ScrapedProduct.id).where(
+        ScrapedProduct.canonical_url.in_(candidates), ScrapedProduct.last_seen_at > cutoff
+    )
+    return {url: product_id for url, product_id in session.execute(query)}
+
+
+def _normal_price(price: Decimal | None) -> Decimal | None:
+    """Prices compare by value: 19.9 and 19.9000 (as NUMERIC(14,4) returns it) are equal."""
+    return None if price is None else price.normalize()

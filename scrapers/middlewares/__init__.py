@@ -1,0 +1,1 @@
+"""Downloader middlewares: SSRF guard, per-domain rate limit, freshness, retry backoff."""

@@ -1,0 +1,125 @@
+"""Batched upserts of scraped products and their price history, on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from models import Database, PriceObservation, ScrapedProduct
+from models.scraped import ScrapedRow, fresh_products, upsert_scraped_products
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def row(
+    n: int, price: str = "10.00", *, at: datetime = T0, job: str = "job-1", **extra: object
+) -> ScrapedRow:
+    values: dict[str, object] = {
+        "canonical_url": f"https://shop.example/p/{n}",
+        "url": f"https://shop.example/p/{n}?ref=x",
+        "domain": "shop.example",
+        "scraped_at": at,
+        "name": f"Product {n}",
+        "price": Decimal(price),
+        "currency": "EUR",
+        "availability": "in_stock",
+        "job_id": job,
+    }
+    values.update(extra)
+    return ScrapedRow(**values)  # type: ignore[arg-type]
+
+
+def store(database: Database, rows: list[ScrapedRow]) -> tuple[int, int]:
+    with database.transaction() as session:
+        result = upsert_scraped_products(session, rows)
+    return result.products, result.observations
+
+
+def counts(database: Database) -> tuple[int, int]:
+    with database.session() as session:
+        products = session.scalar(select(func.count()).select_from(ScrapedProduct))
+        observations = session.scalar(select(func.count()).select_from(PriceObservation))
+    return products or 0, observations or 0
+
+
+def test_a_batch_of_hundreds_is_stored_with_one_observation_each(database: Database) -> None:
+    assert store(database, [row(n) for n in range(1200)]) == (1200, 1200)
+    assert counts(database) == (1200, 1200)
+
+
+def test_the_same_crawl_twice_adds_no_history(database: Database) -> None:
+    rows = [row(n) for n in range(50)]
+    store(database, rows)
+    later = [row(n, at=T0 + timedelta(hours=1), job="job-2") for n in range(50)]
+    assert store(database, later) == (50, 0)
+    assert store(database, rows) == (0, 0)  # a late retry of the first job: older, skipped
+    assert counts(database) == (50, 50)
+    with database.session() as session:
+        product = session.scalars(select(ScrapedProduct).limit(1)).one()
+    assert product.job_id == "job-2"
+    assert product.last_seen_at == T0 + timedelta(hours=1)
+    assert product.first_seen_at == T0
+
+
+def test_a_change_of_price_currency_or_availability_adds_one_observation(
+    database: Database,
+) -> None:
+    store(database, [row(1, "10.00"), row(2, "10.00"), row(3, "10.00")])
+    later = T0 + timedelta(minutes=5)
+    changed = [
+        row(1, "9.50", at=later),
+        row(2, "10.00", at=later, currency="USD"),
+        row(3, "10.0000", at=later, availability="out_of_stock"),
+    ]
+    assert store(database, changed) == (3, 3)
+    assert store(database, [row(1, "9.5", at=later + timedelta(minutes=1))]) == (1, 0)
+    with database.session() as session:
+        history = session.execute(
+            select(PriceObservation.price, PriceObservation.job_id)
+            .join(ScrapedProduct, ScrapedProduct.id == PriceObservation.product_id)
+            .where(ScrapedProduct.canonical_url == "https://shop.example/p/1")
+            .order_by(PriceObservation.id)
+        ).all()
+    assert [(price, job) for price, job in history] == [
+        (Decimal("10.0000"), "job-1"),
+        (Decimal("9.5000"), "job-1"),
+    ]
+
+
+def test_concurrent_writers_of_the_same_change_add_it_once(database: Database) -> None:
+    store(database, [row(n) for n in range(100)])
+    changed = [row(n, "7.00", at=T0 + timedelta(minutes=1)) for n in range(100)]
+    barrier = threading.Barrier(2)
+    results: list[tuple[int, int]] = []
+
+    def write() -> None:
+        barrier.wait()
+        results.append(store(database, changed))
+
+    threads = [threading.Thread(target=write) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(observations for _, observations in results) == [0, 100]
+    assert counts(database) == (100, 200)
+
+
+def test_duplicates_within_a_batch_keep_the_latest(database: Database) -> None:
+    rows = [row(1, "5.00"), row(1, "6.00", at=T0 + timedelta(seconds=1))]
+    assert store(database, rows) == (1, 1)
+    with database.session() as session:
+        assert session.scalar(select(ScrapedProduct.price)) == Decimal("6.0000")
+
+
+def test_fresh_products_are_those_seen_within_max_age(database: Database) -> None:
+    now = datetime.now(UTC)
+    store(database, [row(1, at=now - timedelta(minutes=5)), row(2, at=now - timedelta(hours=2))])
+    with database.session() as session:
+        fresh = fresh_products(
+            session, ["https://shop.example/p/1", "https://shop.example/p/2"], 3600
+        )
+    assert list(fresh) == ["https://shop.example/p/1"]
