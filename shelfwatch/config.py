@@ -70,6 +70,17 @@ class Settings(BaseSettings):
     ssrf_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     domain_rate_per_second: float = 2.0
     domain_rate_overrides: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    domain_rate_burst: float = 1.0
+    scrape_download_timeout: int = 30
+    scrape_download_maxsize: int = 10 * 1024 * 1024
+    scrape_download_warnsize: int = 2 * 1024 * 1024
+    scrape_retry_times: int = 3
+    scrape_retry_backoff_base: float = 1.0
+    scrape_retry_backoff_max: float = 60.0
+    scrape_concurrent_requests: int = 16
+    scrape_concurrent_requests_per_domain: int = 8
+    scrape_autothrottle: bool = False
+    scrape_httpcache: bool = False
     user_agent_contact_url: str = "https://github.com/shelfwatch/shelfwatch"
     robotstxt_obey: bool = True
     log_level: str = "INFO"
