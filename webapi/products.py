@@ -37,7 +37,7 @@ from webapi.services import db_session, services
 blp = Blueprint("products", __name__, url_prefix="/api/v1/products", description="Products")
 track_writes(blp)  # once for the whole app: reads after any write go to the primary
 
-_KEYSETS = {
+KEYSETS = {
     "created_at": Keyset((Product.created_at, Product.id)),
     "-created_at": Keyset((Product.created_at, Product.id), descending=True),
 }
@@ -190,7 +190,7 @@ def list_products(args: dict[str, Any]) -> ResponseReturnValue:
     def render(session: Session) -> dict[str, Any]:
         query = catalog.products_query(_narrowing(args))
         items, next_cursor = paginate(
-            session, query, _KEYSETS[args["order"]], cursor=args["cursor"], limit=args["limit"]
+            session, query, KEYSETS[args["order"]], cursor=args["cursor"], limit=args["limit"]
         )
         return {"items": _ITEMS.dump(items), "next_cursor": next_cursor}
 

@@ -1,0 +1,196 @@
+"""Product listing latency: does a page cost the same at 10,000 and 1,000,000 rows, on page 1
+and on page 10,000?
+
+Creates a scratch PostgreSQL database, applies the migrations, bulk-loads products with
+generate_series (10,000 first, then up to --rows), and times the API's own listing path
+(``catalog.products_query`` + ``webapi.pagination.paginate``, ORM rows included) for the
+first page and a deep page reached through a cursor. Prints the median and p95 of each and
+the ratios against page 1 of the 10,000-row table measured in the same run; drops the
+database at the end.
+
+    python bench/products_listing.py            # 1,000,000 rows, about a minute
+    python bench/products_listing.py --rows 200000 --repeat 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import text
+
+from models import Database, User, catalog, create_database
+from shelfwatch import migrate
+from shelfwatch.config import Settings
+from webapi.pagination import decode_cursor, encode_cursor, paginate
+from webapi.products import KEYSETS
+
+ADMIN_URL = "postgresql://127.0.0.1:5432/test"
+HOST_URL = ADMIN_URL.rsplit("/", 1)[0]
+SMALL = 10_000
+LIMIT = 50
+DEEP_PAGE = 10_000
+
+
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    name = f"bench_listing_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{HOST_URL}/{name}"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def load_products(engine: Any, first: int, last: int) -> None:
+    """Products ``first..last``, one second apart, owned by user 1 (every 10th archived)."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO products (owner_id, sku, name, price, currency, created_at,"
+                " updated_at, archived_at)"
+                " SELECT 1, 'SKU-' || g, 'Product ' || g, (g % 100000) / 100.0, 'EUR',"
+                " timestamptz '2020-01-01' + g * interval '1 second',"
+                " timestamptz '2020-01-01' + g * interval '1 second',"
+                " CASE WHEN g % 10 = 0 THEN now() END"
+                " FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g"
+            ),
+            {"first": first, "last": last},
+        )
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+            text("VACUUM ANALYZE products")
+        )
+
+
+def cursor_before_page(engine: Any, page: int, order: str) -> str | None:
+    """The cursor a client holds after following ``page - 1`` pages (setup, not timed)."""
+    if page == 1:
+        return None
+    keyset = KEYSETS[order]
+    query = keyset.order(catalog.products_query(catalog.ProductFilter()))
+    query = query.with_only_columns(*keyset.columns).offset((page - 1) * LIMIT - 1).limit(1)
+    with engine.connect() as connection:
+        row = connection.execute(query).one()
+    return encode_cursor(list(row))
+
+
+@dataclass
+class Case:
+    label: str
+    db: Database
+    cursor: str | None
+    order: str
+    timings: list[float] = field(default_factory=list)
+
+    def run_once(self) -> float:
+        started = time.perf_counter()
+        with self.db.session() as session, session.begin():
+            items, _next = paginate(
+                session,
+                catalog.products_query(catalog.ProductFilter()),
+                KEYSETS[self.order],
+                cursor=self.cursor,
+                limit=LIMIT,
+            )
+        assert len(items) == LIMIT
+        return (time.perf_counter() - started) * 1000
+
+
+def run_interleaved(cases: list[Case], repeat: int) -> None:
+    """Round-robin over the cases so that load from elsewhere hits them all alike."""
+    for case in cases:
+        for _ in range(20):
+            case.run_once()  # warm up: connections, statement caches, shared buffers
+    for _ in range(repeat):
+        for case in cases:
+            case.timings.append(case.run_once())
+
+
+def summary(timings: list[float]) -> tuple[float, float]:
+    ordered = sorted(timings)
+    return statistics.median(ordered), ordered[int(len(ordered) * 0.95) - 1]
+
+
+def explain(db: Any, cursor: str | None) -> str:
+    query = catalog.products_query(catalog.ProductFilter())
+    keyset = KEYSETS["created_at"]
+    if cursor:
+        query = query.where(keyset.after(decode_cursor(cursor, 2)))
+    statement = keyset.order(query).limit(LIMIT + 1)
+    with db.primary.connect() as connection:
+        compiled = statement.compile(connection, compile_kwargs={"literal_binds": True})
+        plan = connection.execute(text(f"EXPLAIN (ANALYZE, BUFFERS) {compiled}")).scalars()
+        return "\n".join("    " + line for line in list(plan)[:4])
+
+
+def prepared_database(url: str, rows: int) -> Database:
+    settings = Settings(mode="production", database_url=url, secret_key="x" * 32)
+    migrate.upgrade(settings)
+    db = create_database(settings)
+    with db.transaction() as session:
+        owner = User(email="owner@example.com", role="manager")
+        owner.password_hash = "!"  # noqa: S105 - not a password: nobody can log in as it
+        session.add(owner)
+    load_products(db.primary, 1, rows)
+    return db
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=300)
+    args = parser.parse_args()
+    deep_page = min(DEEP_PAGE, int(args.rows * 0.9) // LIMIT)
+    small_last = SMALL * 9 // 10 // LIMIT
+    with scratch_database() as small_url, scratch_database() as big_url:
+        started = time.perf_counter()
+        small = prepared_database(small_url, SMALL)
+        big = prepared_database(big_url, args.rows)
+        print(f"loaded {SMALL:,} + {args.rows:,} products in {time.perf_counter() - started:.1f} s")
+
+        def case(label: str, db: Database, page: int, order: str = "created_at") -> Case:
+            return Case(label, db, cursor_before_page(db.primary, page, order), order)
+
+        big_label = f"{args.rows:>9,} rows"
+        cases = [
+            case(f"{SMALL:>9,} rows, page 1", small, 1),
+            case(f"{SMALL:>9,} rows, page {small_last:,} (last)", small, small_last),
+            case(f"{big_label}, page 1", big, 1),
+            case(f"{big_label}, page {deep_page:,}", big, deep_page),
+            case(f"{big_label}, page 1, newest first", big, 1, "-created_at"),
+            case(f"{big_label}, page {deep_page:,}, newest first", big, deep_page, "-created_at"),
+        ]
+        run_interleaved(cases, args.repeat)
+        print(f"plan of page {deep_page:,}:\n{explain(big, cases[3].cursor)}")
+        small.dispose()
+        big.dispose()
+
+    baseline = statistics.median(cases[0].timings)
+    print(
+        f"\nlimit={LIMIT}, {args.repeat} interleaved runs each; baseline = {cases[0].label.strip()}"
+    )
+    print(f"{'listing':<42} {'median ms':>10} {'p95 ms':>8} {'vs baseline':>12}")
+    for each in cases:
+        median, p95 = summary(each.timings)
+        print(f"{each.label:<42} {median:>10.3f} {p95:>8.3f} {median / baseline:>11.2f}x")
+    deep_vs_first = statistics.median(cases[3].timings) / statistics.median(cases[2].timings)
+    big_vs_small = statistics.median(cases[3].timings) / baseline
+    print(f"\npage {deep_page:,} / page 1, {args.rows:,} rows: {deep_vs_first:.2f} (target <= 1.2)")
+    print(f"page {deep_page:,} of {args.rows:,} rows / page 1 of {SMALL:,}: {big_vs_small:.2f}")
+
+
+if __name__ == "__main__":
+    main()
