@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     scrape_soft_time_limit: int = 600
     scrape_hard_time_limit: int = 660
     worker_heartbeat_seconds: int = 10
+    # A running chunk whose heartbeat is older than this many intervals is re-queued.
+    scrape_stale_heartbeats: int = 3
+    scrape_max_attempts: int = 3
+    # Queued chunks not started after this long are sent again (a lost message).
+    scrape_redispatch_seconds: int = 900
+    # Threads of one worker process; crawls share the process's one reactor.
+    worker_concurrency: int = 8
     ssrf_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
     domain_rate_per_second: float = 2.0
     domain_rate_overrides: Annotated[list[str], NoDecode] = Field(default_factory=list)

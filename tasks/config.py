@@ -32,14 +32,26 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
     if broker.startswith(("redis", "rediss")):
         # Above the longest hard time limit, so a slow job is not delivered twice;
         # dead workers are found by heartbeats long before this expires.
-        return {"visibility_timeout": settings.scrape_hard_time_limit * 2 + 600}
+        return {
+            "visibility_timeout": settings.scrape_hard_time_limit * 2 + 600,
+            # One list per priority (0 is served first by kombu's Redis transport).
+            "priority_steps": list(range(10)),
+            "sep": ":",
+            "queue_order_strategy": "priority",
+        }
     return {}
 
 
 def celery_settings(settings: Settings) -> dict[str, Any]:
     """Lower-case Celery settings for ``app.conf.update``."""
     queues = [
-        Queue(settings.queue(name), Exchange(settings.queue(name)), routing_key=settings.queue(name))
+        Queue(
+            settings.queue(name),
+            Exchange(settings.queue(name)),
+            routing_key=settings.queue(name),
+            # RabbitMQ honours message priorities only on queues declared with a maximum.
+            queue_arguments={"x-max-priority": 10} if name == "scrape" else None,
+        )
         for name in QUEUES
     ]
     routes = {pattern: {"queue": settings.queue(q)} for pattern, q in ROUTES.items()}
@@ -59,6 +71,9 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
+        # Threads share the process's one Twisted reactor (see docs/architecture.md).
+        "worker_pool": "threads",
+        "worker_concurrency": settings.worker_concurrency,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_send_task_events": True,
         "task_send_sent_event": True,

@@ -13,12 +13,22 @@ from webapi import auth, health, products, users, warehouses
 from webapi.api import api, configure_openapi
 from webapi.problems import Problem, register_problem_handlers
 from webapi.ratelimit import configure_limiter
+from webapi.scrape_jobs import blp as scrape_jobs_blp
+from webapi.scraped_products import blp as scraped_products_blp
 from webapi.security import configure_jwt, require_token_by_default
 from webapi.services import Services, install, make_redis
 
 log = logging.getLogger(__name__)
 
-BLUEPRINTS = (health.blp, auth.blp, users.blp, products.blp, warehouses.blp)
+BLUEPRINTS = (
+    health.blp,
+    auth.blp,
+    users.blp,
+    products.blp,
+    warehouses.blp,
+    scrape_jobs_blp,
+    scraped_products_blp,
+)
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 

@@ -1,0 +1,155 @@
+"""Running one claimed chunk: a crawl on the process's reactor, watched from the task thread.
+
+The task thread starts the crawl and waits on it in short slices; between slices it checks
+the job's cancel flag, beats the chunk's heartbeat, and enforces the time limits itself
+(Celery's own time limits need the prefork pool): at the soft limit the crawl is closed
+gracefully (what it stored stays), at the hard limit it is abandoned and the chunk fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from models import Database, JobStatus
+from models.jobs import ClaimedChunk, cancel_requested, heartbeat
+from scrapers.runner import CrawlHandle, ReactorThread
+from scrapers.settings import build_crawler_settings
+from shelfwatch.config import Settings
+from tasks.crawl_stats import chunk_stats
+
+log = logging.getLogger(__name__)
+
+ABANDON_GRACE_SECONDS = 3.0
+_ABANDONED = ("cancelled", "lost")
+
+
+@dataclass(frozen=True)
+class Limits:
+    soft_seconds: float
+    hard_seconds: float
+    heartbeat_seconds: float
+    poll_seconds: float = 0.5
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            soft_seconds=settings.scrape_soft_time_limit,
+            hard_seconds=settings.scrape_hard_time_limit,
+            heartbeat_seconds=settings.worker_heartbeat_seconds,
+            poll_seconds=min(0.5, settings.worker_heartbeat_seconds),
+        )
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    status: JobStatus
+    stats: dict[str, Any]
+    error: str | None = None
+
+
+class SpiderUnknown(LookupError):
+    """The job names a spider this worker does not have."""
+
+
+def spider_class(name: str, spiders: Mapping[str, type] | None = None) -> type:
+    if spiders is None:
+        from scrapers.spiders import SPIDERS
+
+        spiders = SPIDERS
+    try:
+        return spiders[name]
+    except KeyError:
+        raise SpiderUnknown(f"no spider named {name!r} on this worker") from None
+
+
+def crawl_chunk(
+    chunk: ClaimedChunk,
+    *,
+    settings: Settings,
+    db: Database,
+    spider_cls: type,
+    limits: Limits,
+) -> ChunkOutcome:
+    """Crawl the chunk's URLs; returns how the chunk ended (never raises for a bad crawl)."""
+    crawler_settings = build_crawler_settings(
+        settings, job_id=chunk.job_id, max_age=chunk.max_age, extra=chunk.job_settings
+    )
+    spider_kwargs = {**chunk.args, "urls": " ".join(chunk.urls)}
+    handle = ReactorThread.get().start_crawl(spider_cls, crawler_settings, spider_kwargs)
+    stop_reason = _watch(handle, chunk, db, limits)
+    return _outcome(handle, stop_reason, limits)
+
+
+def _watch(handle: CrawlHandle, chunk: ClaimedChunk, db: Database, limits: Limits) -> str | None:
+    """Wait for the crawl; returns why it was stopped early, if it was.
+
+    A cancelled (or lost) crawl gets ``ABANDON_GRACE_SECONDS`` to close; then it is left to
+    end in the background (its requests in flight time out), so a cancel ends within seconds.
+    """
+    started = last_beat = time.monotonic()
+    stop_reason: str | None = None
+    stopped_at = 0.0
+    while not handle.wait(limits.poll_seconds):
+        now = time.monotonic()
+        if now - started >= limits.hard_seconds:
+            handle.stop()
+            return "hard_time_limit"
+        if stop_reason in _ABANDONED and now - stopped_at >= ABANDON_GRACE_SECONDS:
+            return stop_reason
+        beat = now - last_beat >= limits.heartbeat_seconds
+        if beat:
+            last_beat = now
+        reason = _why_stop(chunk, db, limits, elapsed=now - started, beat=beat)
+        if stop_reason is None and reason is not None:
+            stop_reason, stopped_at = reason, now
+            log.info("stopping chunk %s of job %s: %s", chunk.chunk_id, chunk.job_id, reason)
+            handle.stop()
+    return stop_reason
+
+
+def _why_stop(
+    chunk: ClaimedChunk, db: Database, limits: Limits, *, elapsed: float, beat: bool
+) -> str | None:
+    """Beat the heartbeat when due (even while closing) and look at the cancel flag."""
+    with db.transaction() as session:
+        if beat:
+            control = heartbeat(session, chunk)
+            if not control.owned:
+                return "lost"
+            cancelled = control.cancel_requested
+        else:
+            cancelled = cancel_requested(session, chunk.job_id)
+    if cancelled:
+        return "cancelled"
+    return "soft_time_limit" if elapsed >= limits.soft_seconds else None
+
+
+def _outcome(handle: CrawlHandle, stop_reason: str | None, limits: Limits) -> ChunkOutcome:
+    result = handle.result
+    stats = chunk_stats(result.stats if result is not None else _stats_so_far(handle))
+    if result is None and stop_reason == "hard_time_limit":
+        error = f"hard time limit ({limits.hard_seconds:g}s) reached; crawl abandoned"
+        return ChunkOutcome(JobStatus.FAILED, stats, error)
+    if stop_reason in _ABANDONED:
+        return ChunkOutcome(JobStatus.CANCELLED, stats)
+    if result is not None and result.crash:
+        return ChunkOutcome(JobStatus.FAILED, stats, f"crawl failed: {result.crash}")
+    if stop_reason in ("soft_time_limit", "hard_time_limit"):
+        error = f"soft time limit ({limits.soft_seconds:g}s) reached; crawl closed early"
+        return ChunkOutcome(JobStatus.PARTIAL, stats, error)
+    return ChunkOutcome(JobStatus.SUCCEEDED, stats)
+
+
+def _stats_so_far(handle: CrawlHandle) -> dict[str, Any]:
+    """A copy of a running crawl's stats, taken from another thread (retried on a race)."""
+    crawler = handle.crawler
+    for _ in range(5):
+        try:
+            return dict(crawler.stats.get_stats()) if crawler is not None else {}
+        except RuntimeError:  # the reactor thread changed the dict while it was copied
+            continue
+    return {}

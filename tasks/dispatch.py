@@ -1,0 +1,38 @@
+"""Sending chunk messages: small, readable payloads, the job's priority, after commit.
+
+Imported by the API too, so it imports nothing of Scrapy: messages are sent by task name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from celery import Celery
+
+from models.jobs import ChunkRef
+
+RUN_CHUNK = "shelfwatch.scrape.run_chunk"
+RUN_JOB = "shelfwatch.scrape.run_job"
+MAX_PRIORITY = 9
+
+
+def broker_priority(app: Celery, priority: int) -> int:
+    """The API's priority (9 = most urgent) in the broker's terms.
+
+    AMQP serves higher numbers first; kombu's Redis transport serves 0 first.
+    """
+    priority = max(0, min(MAX_PRIORITY, priority))
+    broker = str(app.conf.broker_url or "")
+    return MAX_PRIORITY - priority if broker.startswith(("redis", "rediss")) else priority
+
+
+def send_chunks(app: Celery, refs: Iterable[ChunkRef]) -> None:
+    """Enqueue one ``run_chunk`` per chunk; call only after the chunks' rows are committed."""
+    with app.producer_or_acquire() as producer:
+        for ref in refs:
+            app.send_task(
+                RUN_CHUNK,
+                args=(ref.chunk_id, ref.job_id, ref.spider, ref.urls_count),
+                priority=broker_priority(app, ref.priority),
+                producer=producer,
+            )

@@ -1,0 +1,186 @@
+"""Scrape tasks: a job fans out into chunk tasks; each chunk claims its row, crawls, finishes.
+
+Payloads are ids and counts (``chunk_id, job_id, spider, urls_count``), readable in Flower;
+the URLs stay in the database. Every body is safe to run twice: claiming is a conditional
+UPDATE and storage is an upsert.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import timedelta
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_process_init, worker_ready
+
+from models import JobStatus
+from models.base import utcnow
+from models.jobs import (
+    claim_chunk,
+    finalize_job,
+    finish_chunk,
+    queued_chunks,
+    redispatch_queued_chunks,
+    requeue_stale_chunks,
+)
+from tasks.app import context
+from tasks.context import TaskContext
+from tasks.dispatch import RUN_CHUNK, RUN_JOB, send_chunks
+from tasks.product_cache import invalidate_scraped_products
+
+log = logging.getLogger(__name__)
+
+FINALIZE = "shelfwatch.scrape.finalize"
+RECOVER_STALE = "shelfwatch.scrape.recover_stale"
+
+
+def register(app: Celery) -> None:
+    settings = context(app).settings
+
+    @app.task(
+        name=RUN_CHUNK,
+        bind=True,
+        rate_limit=settings.scrape_task_rate_limit,
+        acks_late=True,
+        reject_on_worker_lost=True,
+    )
+    def run_chunk(self: Task, chunk_id: int, job_id: str, spider: str, urls_count: int) -> str:
+        """Crawl one chunk of a job (the args name it for people reading Flower)."""
+        return run_chunk_body(self.app, chunk_id, worker_name(self))
+
+    @app.task(name=RUN_JOB, bind=True, acks_late=True)
+    def run_job(self: Task, job_id: str, spider: str, urls_count: int) -> int:
+        """Fan a job out: one ``run_chunk`` message per queued chunk."""
+        ctx = context(self.app)
+        with ctx.db.transaction() as session:
+            refs = queued_chunks(session, job_id)
+        send_chunks(self.app, refs)
+        return len(refs)
+
+    @app.task(name=FINALIZE, bind=True, acks_late=True)
+    def finalize(self: Task, job_id: str) -> str | None:
+        """Aggregate a job whose chunks have all ended (normally done by its last chunk)."""
+        with context(self.app).db.transaction() as session:
+            status = finalize_job(session, job_id)
+        return status.value if status else None
+
+    @app.task(name=RECOVER_STALE, bind=True, acks_late=True)
+    def recover_stale(self: Task) -> int:
+        """Re-queue chunks of dead workers and resend lost messages; on demand or on a timer."""
+        return recover(self.app)
+
+    _connect_worker_signals(app)
+
+
+def worker_name(task: Task) -> str:
+    return f"{task.request.hostname or 'worker'}/{os.getpid()}/{threading.get_ident()}"
+
+
+def run_chunk_body(app: Celery, chunk_id: int, worker: str) -> str:
+    ctx = context(app)
+    with ctx.db.transaction() as session:
+        chunk = claim_chunk(session, chunk_id, worker)
+    if chunk is None:
+        # Redelivered, recovered elsewhere, or cancelled before it started: nothing to do.
+        return "skipped"
+    from tasks.crawling import ChunkOutcome, Limits, crawl_chunk, spider_class
+
+    try:
+        spider_cls = spider_class(chunk.spider, getattr(app, "shelfwatch_spiders", None))
+        outcome = crawl_chunk(
+            chunk,
+            settings=ctx.settings,
+            db=ctx.db,
+            spider_cls=spider_cls,
+            limits=Limits.from_settings(ctx.settings),
+        )
+    except LookupError as error:
+        outcome = ChunkOutcome(JobStatus.FAILED, {}, str(error))
+    with ctx.db.transaction() as session:
+        final = finish_chunk(
+            session, chunk, status=outcome.status, stats=outcome.stats, error=outcome.error
+        )
+    if outcome.stats.get("items"):
+        invalidate_scraped_products(ctx)
+    log.info(
+        "chunk %s of job %s (%s, %d urls): %s%s",
+        chunk_id,
+        chunk.job_id,
+        chunk.spider,
+        len(chunk.urls),
+        outcome.status.value,
+        f"; job {final.value}" if final else "",
+    )
+    return outcome.status.value
+
+
+def recover(app: Celery) -> int:
+    """One recovery pass; returns how many chunk messages were sent again."""
+    ctx = context(app)
+    settings = ctx.settings
+    now = utcnow()
+    stale_after = timedelta(
+        seconds=settings.worker_heartbeat_seconds * settings.scrape_stale_heartbeats
+    )
+    with ctx.db.transaction() as session:
+        refs = requeue_stale_chunks(
+            session, heartbeat_before=now - stale_after, max_attempts=settings.scrape_max_attempts
+        )
+        refs += redispatch_queued_chunks(
+            session, sent_before=now - timedelta(seconds=settings.scrape_redispatch_seconds)
+        )
+    if refs:
+        log.warning("recovery: re-sending %d chunk(s): %s", len(refs), [r.chunk_id for r in refs])
+        send_chunks(app, refs)
+    return len(refs)
+
+
+class RecoveryLoop:
+    """A daemon thread of each worker that runs ``recover`` every heartbeat interval."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="scrape-recovery", daemon=True)
+
+    def start(self) -> RecoveryLoop:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        interval = context(self.app).settings.worker_heartbeat_seconds
+        while not self.stopped.wait(interval):
+            try:
+                recover(self.app)
+            except Exception:  # a database hiccup must not end the loop; the next pass retries
+                log.exception("stale chunk recovery failed")
+
+
+def _connect_worker_signals(app: Celery) -> None:
+    def on_ready(sender: Any = None, **_kwargs: Any) -> None:
+        if getattr(sender, "app", None) is not app:
+            return
+        app.shelfwatch_recovery = RecoveryLoop(app).start()  # type: ignore[attr-defined]
+        if not _is_prefork(sender):
+            _warm_up(context(app))
+
+    def on_process_init(**_kwargs: Any) -> None:
+        _warm_up(context(app))
+
+    worker_ready.connect(on_ready, weak=False)
+    worker_process_init.connect(on_process_init, weak=False)
+
+
+def _is_prefork(consumer: Any) -> bool:
+    pool = getattr(consumer, "pool", None)
+    return type(pool).__module__.endswith("prefork")
+
+
+def _warm_up(ctx: TaskContext) -> None:
+    """Start the reactor thread before the first chunk arrives (its first crawl is faster)."""
+    from scrapers.runner import ReactorThread
+
+    ReactorThread.get()

@@ -1,0 +1,163 @@
+"""The whole job flow with a real worker process: API → broker → worker → crawl → stored.
+
+The worker is ``celery -A tasks worker`` with no flags, configured only by the environment,
+crawling a shop served by this test on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from models import Database, PriceObservation, ScrapedProduct
+from shelfwatch.config import Settings
+from tests.conftest import Account
+from tests.tasks.scrape_support import Shop, WorkerProcess, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scrape-worker")]
+
+FINAL = {"succeeded", "partial", "failed", "cancelled"}
+
+
+@pytest.fixture(scope="module")
+def flow_settings(base_settings: Settings) -> Settings:
+    return base_settings.model_copy(
+        update={
+            "worker_heartbeat_seconds": 1,
+            "domain_rate_per_second": 1000.0,
+            "domain_rate_burst": 1000.0,
+            "scrape_task_rate_limit": None,
+            "scrape_retry_times": 0,
+            "scrape_chunk_size": 2,
+            "worker_concurrency": 4,
+        }
+    )
+
+
+@pytest.fixture
+def settings(flow_settings: Settings) -> Settings:
+    return flow_settings
+
+
+@pytest.fixture(scope="module")
+def shop() -> Iterator[Shop]:
+    with Shop() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def worker(flow_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    process = WorkerProcess(flow_settings, tmp_path_factory.mktemp("worker") / "w.log").start()
+    yield process
+    process.stop()
+
+
+def submit(client: FlaskClient, account: Account, **body: Any) -> dict[str, Any]:
+    response = client.post("/api/v1/scrape-jobs", json=body, headers=account.headers)
+    assert response.status_code == 202, response.json
+    assert response.headers["Location"] == f"/api/v1/scrape-jobs/{response.json['id']}"
+    return response.json
+
+
+def wait_job(
+    client: FlaskClient, account: Account, job_id: str, until: Callable[[dict], bool], worker: Any
+) -> dict[str, Any]:
+    def current() -> dict[str, Any] | None:
+        job = client.get(f"/api/v1/scrape-jobs/{job_id}", headers=account.headers).json
+        return job if until(job) else None
+
+    try:
+        return wait_for(current, timeout=60, interval=0.1)
+    except TimeoutError:
+        pytest.fail(f"job {job_id} did not get there; worker log:\n{worker.log()[-5000:]}")
+
+
+def test_a_job_runs_end_to_end_and_its_items_are_readable(
+    client: FlaskClient, clerk: Account, shop: Shop, worker: WorkerProcess, database: Database
+) -> None:
+    urls = [shop.url(n) for n in range(1, 6)]
+    job = submit(client, clerk, spider="product", urls=urls)
+    assert (job["status"], job["urls_count"], job["chunks_total"]) == ("queued", 5, 3)
+
+    done = wait_job(client, clerk, job["id"], lambda j: j["status"] in FINAL, worker)
+
+    assert done["status"] == "succeeded", done
+    assert done["stats"]["items"] == 5 and done["stats"]["responses"]["200"] >= 5
+    assert done["stats"]["errors"] == 0 and done["error"] is None
+    assert done["started_at"] and done["finished_at"] and done["stats"]["workers"]
+    items = client.get(f"/api/v1/scrape-jobs/{job['id']}/items", headers=clerk.headers).json
+    by_sku = {item["sku"]: item for item in items["items"]}
+    assert sorted(by_sku) == [f"SKU-{n}" for n in range(1, 6)]
+    first = by_sku["SKU-1"]
+    assert (first["name"], first["price"], first["currency"]) == ("Test product 1", "1.99", "EUR")
+    assert first["availability"] == "in_stock" and first["canonical_url"] == shop.url(1)
+    assert first["brand"] == "Acme" and first["scraped_at"] and first["sources"]
+
+
+def test_some_failing_urls_make_a_partial_job(
+    client: FlaskClient, clerk: Account, shop: Shop, worker: WorkerProcess, database: Database
+) -> None:
+    urls = [shop.url(10), shop.url(11, "broken")]
+    job = submit(client, clerk, spider="product", urls=urls)
+
+    done = wait_job(client, clerk, job["id"], lambda j: j["status"] in FINAL, worker)
+
+    assert done["status"] == "partial", done
+    assert done["stats"]["items"] == 1 and done["stats"]["errors"] == 1
+    assert done["stats"]["responses"].get("500") == 1
+    assert "1 request(s) failed" in done["error"]
+
+
+def test_a_redelivered_job_stores_nothing_twice(
+    client: FlaskClient, clerk: Account, shop: Shop, worker: WorkerProcess, database: Database
+) -> None:
+    urls = [shop.url(n) for n in range(20, 24)]
+    first = submit(client, clerk, spider="product", urls=urls)
+    wait_job(client, clerk, first["id"], lambda j: j["status"] in FINAL, worker)
+    second = submit(client, clerk, spider="product", urls=urls)
+    done = wait_job(client, clerk, second["id"], lambda j: j["status"] in FINAL, worker)
+
+    assert done["status"] == "succeeded"
+    with database.transaction() as session:
+        products = session.scalar(select(func.count()).select_from(ScrapedProduct))
+        history = session.scalar(select(func.count()).select_from(PriceObservation))
+    assert (products, history) == (4, 4)
+
+
+def test_cancel_stops_a_running_job_within_seconds_keeping_what_it_stored(
+    client: FlaskClient, clerk: Account, shop: Shop, worker: WorkerProcess, database: Database
+) -> None:
+    shop.delay = 30.0
+    try:
+        urls = [shop.url(30), shop.url(31), shop.url(32, "slow"), shop.url(33, "slow")]
+        job = submit(client, clerk, spider="product", urls=urls)
+        wait_job(client, clerk, job["id"], lambda j: j["status"] == "running", worker)
+        wait_for(lambda: _stored(database) >= 2, timeout=30)
+
+        cancelled_at = time.monotonic()
+        response = client.post(f"/api/v1/scrape-jobs/{job['id']}/cancel", headers=clerk.headers)
+        assert response.status_code == 200 and response.json["cancel_requested"] is True
+        done = wait_job(client, clerk, job["id"], lambda j: j["status"] in FINAL, worker)
+        stop_seconds = time.monotonic() - cancelled_at
+    finally:
+        shop.delay = 0.0
+
+    assert done["status"] == "cancelled"
+    assert stop_seconds < 8, f"cancel took {stop_seconds:.1f}s"
+    assert _stored(database) == 2
+    again = client.post(f"/api/v1/scrape-jobs/{job['id']}/cancel", headers=clerk.headers)
+    assert again.status_code == 409 and again.json["type"] == "/problems/job-finished"
+
+
+def _stored(database: Database) -> int:
+    with database.transaction() as session:
+        return session.scalar(select(func.count()).select_from(ScrapedProduct)) or 0
+
+
+def test_worker_log_has_no_tracebacks(worker: WorkerProcess) -> None:
+    assert "Traceback" not in worker.log(), worker.log()[-5000:]

@@ -1,0 +1,218 @@
+"""Scrape jobs: submit, list, read, cancel, and the products a job stored; the spiders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import url_for
+from flask.typing import ResponseReturnValue
+from marshmallow import Schema, fields, validate
+from sqlalchemy import select
+
+from models import ScrapedProduct, ScrapeJob
+from models.jobs import JobAlreadyFinished, cancel_job, create_job
+from models.scraping import JobStatus
+from models.users import User
+from tasks.dispatch import send_chunks
+from webapi import spider_catalog
+from webapi.api import Blueprint
+from webapi.celery_client import celery_app
+from webapi.pagination import Keyset, PageArgs, page_schema, paginate
+from webapi.problems import Problem
+from webapi.scrape_schemas import ScrapedItemSchema
+from webapi.security import current_user
+from webapi.services import db_session, read_session, services
+from webapi.submit_limit import check_submit_rate
+
+blp = Blueprint(
+    "scrape_jobs", __name__, url_prefix="/api/v1", description="Scrape jobs and spiders"
+)
+
+MAX_URLS = 10_000
+STATUSES = validate.OneOf([status.value for status in JobStatus])
+
+
+class JobCreate(Schema):
+    spider = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    urls = fields.List(
+        fields.String(validate=validate.Length(min=1, max=2048)),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_URLS),
+    )
+    args = fields.Dict(keys=fields.String(), load_default=dict)
+    max_age = fields.Integer(
+        load_default=None, allow_none=True, validate=validate.Range(min=0, max=10**9)
+    )
+    priority = fields.Integer(load_default=0, validate=validate.Range(min=0, max=9))
+
+
+class JobSchema(Schema):
+    id = fields.String()
+    spider = fields.String()
+    status = fields.String()
+    urls_count = fields.Function(lambda job: len(job.urls or []))
+    args = fields.Dict()
+    max_age = fields.Integer(allow_none=True)
+    priority = fields.Integer()
+    stats = fields.Dict()
+    error = fields.String(allow_none=True)
+    chunks_total = fields.Integer()
+    chunks_done = fields.Integer()
+    cancel_requested = fields.Boolean()
+    created_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+
+class JobFilter(PageArgs):
+    status = fields.String(validate=STATUSES)
+    spider = fields.String(validate=validate.Length(max=64))
+    created_after = fields.AwareDateTime(default_timezone=None)
+    created_before = fields.AwareDateTime(default_timezone=None)
+
+
+class SpiderSchema(Schema):
+    name = fields.String()
+    description = fields.String()
+    args_schema = fields.Dict()
+
+
+JobPage = page_schema(JobSchema, "ScrapeJobPage")
+ItemPage = page_schema(ScrapedItemSchema, "ScrapeJobItemPage")
+SpiderList = Schema.from_dict({"items": fields.List(fields.Nested(SpiderSchema))}, name="Spiders")
+_NEWEST_FIRST = Keyset((ScrapeJob.created_at, ScrapeJob.id), descending=True)
+_BY_ID = Keyset((ScrapedProduct.id,))
+
+
+def _bad_field(field: str, message: str) -> Problem:
+    errors = [{"field": field, "message": message}]
+    return Problem(400, "validation-error", "The request is invalid.", errors=errors)
+
+
+def _check_submission(body: dict[str, Any]) -> None:
+    if body["spider"] not in spider_catalog.spider_names():
+        raise _bad_field("spider", f"unknown spider; one of {spider_catalog.spider_names()}")
+    try:
+        spider_catalog.validate_args(body["spider"], body["args"], body["urls"])
+    except spider_catalog.SpiderArgsInvalid as error:
+        raise _bad_field(error.field, error.message) from None
+    refused = spider_catalog.refused_url(body["urls"], services().settings.ssrf_allowed_networks)
+    if refused is not None:
+        index, url, reason = refused
+        raise Problem(
+            422,
+            "url-refused",
+            f"The URL {url} may not be crawled: {reason}.",
+            errors=[{"field": f"urls.{index}", "message": reason}],
+            url=url,
+        )
+
+
+@blp.route("/scrape-jobs", methods=["POST"])
+@blp.arguments(JobCreate)
+@blp.response(202, JobSchema)
+def submit_job(body: dict[str, Any]) -> ResponseReturnValue:
+    """Request a scrape: 202 with the queued job and its ``Location``."""
+    user = current_user()
+    check_submit_rate(user.id)
+    _check_submission(body)
+    settings = services().settings
+    session = db_session()
+    with session.begin():
+        job, chunks = create_job(
+            session,
+            spider=body["spider"],
+            urls=body["urls"],
+            args=body["args"],
+            max_age=body["max_age"],
+            priority=body["priority"],
+            created_by=user.id,
+            chunk_size=settings.scrape_chunk_size,
+        )
+    # After commit: a worker that takes the message at once finds the rows.
+    send_chunks(celery_app(), chunks)
+    location = url_for("scrape_jobs.get_job", job_id=job.id)
+    return job, 202, {"Location": location}
+
+
+def _visible_job(job_id: str, user: User) -> ScrapeJob:
+    job = db_session().get(ScrapeJob, job_id)
+    if job is None or (not user.is_admin and job.created_by != user.id):
+        raise Problem(404, "not-found", f"No scrape job {job_id}.")
+    return job
+
+
+@blp.route("/scrape-jobs")
+@blp.arguments(JobFilter, location="query")
+@blp.response(200, JobPage)
+def list_jobs(args: dict[str, Any]) -> ResponseReturnValue:
+    """Your jobs, newest first (admins see everyone's)."""
+    user = current_user()
+    query = select(ScrapeJob)
+    if not user.is_admin:
+        query = query.where(ScrapeJob.created_by == user.id)
+    if "status" in args:
+        query = query.where(ScrapeJob.status == args["status"])
+    if "spider" in args:
+        query = query.where(ScrapeJob.spider == args["spider"])
+    if "created_after" in args:
+        query = query.where(ScrapeJob.created_at >= args["created_after"])
+    if "created_before" in args:
+        query = query.where(ScrapeJob.created_at < args["created_before"])
+    session = db_session()
+    with session.begin():
+        items, next_cursor = paginate(
+            session, query, _NEWEST_FIRST, cursor=args["cursor"], limit=args["limit"]
+        )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@blp.route("/scrape-jobs/<string:job_id>")
+@blp.response(200, JobSchema)
+def get_job(job_id: str) -> ResponseReturnValue:
+    """One job with its stats."""
+    user = current_user()
+    with db_session().begin():
+        return _visible_job(job_id, user)
+
+
+@blp.route("/scrape-jobs/<string:job_id>/cancel", methods=["POST"])
+@blp.response(200, JobSchema)
+def cancel(job_id: str) -> ResponseReturnValue:
+    """Stop a job: queued chunks never start, running ones stop within seconds."""
+    user = current_user()
+    session = db_session()
+    with session.begin():
+        _visible_job(job_id, user)
+        try:
+            cancel_job(session, job_id)
+        except JobAlreadyFinished:
+            raise Problem(409, "job-finished", f"Scrape job {job_id} has already ended.") from None
+    with session.begin():
+        session.expire_all()
+        return _visible_job(job_id, user)
+
+
+@blp.route("/scrape-jobs/<string:job_id>/items")
+@blp.arguments(PageArgs, location="query")
+@blp.response(200, ItemPage)
+def job_items(args: dict[str, Any], job_id: str) -> ResponseReturnValue:
+    """The products this job stored (in the spiders' item field names)."""
+    user = current_user()
+    with db_session().begin():
+        _visible_job(job_id, user)
+    session = read_session()
+    with session.begin():
+        query = select(ScrapedProduct).where(ScrapedProduct.job_id == job_id)
+        items, next_cursor = paginate(
+            session, query, _BY_ID, cursor=args["cursor"], limit=args["limit"]
+        )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@blp.route("/spiders")
+@blp.response(200, SpiderList)
+def list_spiders() -> ResponseReturnValue:
+    """Every spider with the JSON Schema of its arguments."""
+    return {"items": [spider_catalog.describe(name) for name in spider_catalog.spider_names()]}
+

@@ -1,0 +1,31 @@
+"""The per-user limit on scrape submissions (``scrape_submit_rate_limit``), kept in Redis.
+
+Checked in the view, after authentication, so that the key is the user and not the address.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from limits import parse
+
+from webapi.problems import Problem
+from webapi.ratelimit import limiter
+from webapi.services import services
+
+
+def check_submit_rate(user_id: int) -> None:
+    """Count one submission; a 429 with ``Retry-After`` when the user is over the limit."""
+    item = parse(services().settings.scrape_submit_rate_limit)
+    strategy = limiter.limiter
+    if strategy.hit(item, "scrape-submit", str(user_id)):
+        return
+    reset_at, _remaining = strategy.get_window_stats(item, "scrape-submit", str(user_id))
+    retry_after = max(1, math.ceil(reset_at - time.time()))
+    raise Problem(
+        429,
+        "rate-limited",
+        f"Too many scrape jobs submitted; at most {item}.",
+        headers={"Retry-After": str(retry_after)},
+    )
