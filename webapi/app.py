@@ -9,12 +9,10 @@ from flask import Flask, Response, request
 from models import create_database
 from shelfwatch.config import Settings, load_settings
 from shelfwatch.logging import configure_logging
-from webapi import auth, health, products, users, warehouses
+from webapi import assignments, auth, health, products, stock, users, warehouses
 from webapi.api import api, configure_openapi
 from webapi.problems import Problem, register_problem_handlers
 from webapi.ratelimit import configure_limiter
-from webapi.scrape_jobs import blp as scrape_jobs_blp
-from webapi.scraped_products import blp as scraped_products_blp
 from webapi.security import configure_jwt, require_token_by_default
 from webapi.services import Services, install, make_redis
 
@@ -26,8 +24,8 @@ BLUEPRINTS = (
     users.blp,
     products.blp,
     warehouses.blp,
-    scrape_jobs_blp,
-    scraped_products_blp,
+    stock.blp,
+    assignments.blp,
 )
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
