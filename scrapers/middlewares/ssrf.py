@@ -236,25 +236,32 @@ class SSRFGuardMiddleware:
     `SSRFGuardResolver`. Refusals are counted as ``ssrf/refused``, logged, never retried."""
 
     def __init__(self, crawler: Crawler, allowed: Sequence[IPNetwork]) -> None:
-        from twisted.internet import reactor  # the crawl's reactor is running by now
-
         self.crawler = crawler
         self.allowed = tuple(allowed)
-        self.resolver = ensure_resolver(reactor, self.allowed)  # type: ignore[arg-type]
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         return cls(crawler, parse_networks(crawler.settings.getlist("SSRF_ALLOWED_NETWORKS")))
 
+    def resolver(self) -> SSRFGuardResolver:
+        """The reactor's guard resolver, installed now if a runner installed none (or a
+        process replaced it since): looked up on each use, never cached."""
+        from twisted.internet import reactor  # the crawl's reactor is running by now
+
+        return ensure_resolver(reactor, self.allowed)  # type: ignore[arg-type]
+
     def process_request(self, request: Request) -> None:
         reason = check_url(request.url, self.allowed)
         if reason is not None:
             self.refuse(request, reason)
+        self.resolver()
 
     def process_exception(self, request: Request, exception: Exception) -> None:
-        host = urlparse_cached(request).hostname or ""
-        reason = self.resolver.refused.get(host.lower())
-        if reason is not None and not isinstance(exception, IgnoreRequest):
+        if isinstance(exception, IgnoreRequest):
+            return
+        host = (urlparse_cached(request).hostname or "").lower()
+        reason = self.resolver().refused.get(host)
+        if reason is not None:
             self.refuse(request, reason)
 
     def refuse(self, request: Request, reason: str) -> None:

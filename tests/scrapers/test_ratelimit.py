@@ -1,0 +1,108 @@
+"""The per-domain token bucket: shared through Redis across processes, paced crawls."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from scrapers.middlewares.ratelimit import LocalTokenBucket, parse_overrides, rate_for
+from shelfwatch.config import Settings
+from tests.scrapers.servers import ROOT, Site, SiteServer, html_response, product_page, run_crawl
+
+# Each process takes its tokens and sleeps as told; it prints when each request may go.
+WORKER = """
+import json, sys, time, redis
+from scrapers.middlewares.ratelimit import RedisTokenBucket
+url, prefix = sys.argv[1], sys.argv[2]
+count, rate, start_at = int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+bucket = RedisTokenBucket(redis.Redis.from_url(url), prefix)
+time.sleep(max(0.0, start_at - time.time()))
+times = []
+for _ in range(count):
+    wait = bucket.reserve("shop.example", rate, 1.0)
+    time.sleep(wait)
+    times.append(time.time())
+print(json.dumps(times))
+"""
+
+
+def test_two_processes_share_one_bucket_at_the_configured_rate(settings: Settings) -> None:
+    assert settings.redis_url
+    rate, per_process = 20.0, 15
+    start_at = time.time() + 1.0
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WORKER,
+                settings.redis_url,
+                settings.redis_prefix,
+                str(per_process),
+                str(rate),
+                str(start_at),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    times = sorted(t for p in processes for t in json.loads(p.communicate(timeout=30)[0]))
+    redis.Redis.from_url(settings.redis_url).delete(
+        f"{settings.redis_prefix}ratelimit:shop.example"
+    )
+    elapsed = times[-1] - times[0]
+    expected = (2 * per_process - 1) / rate  # the first token is the burst
+    assert expected * 0.9 <= elapsed <= expected * 1.2, (elapsed, expected)
+    # Never two requests closer than the rate allows (a little scheduling jitter aside).
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 1 / rate * 0.5, gaps
+
+
+def test_the_local_bucket_paces_at_the_rate() -> None:
+    now = [100.0]
+    bucket = LocalTokenBucket(clock=lambda: now[0])
+    waits = [bucket.reserve("a.example", 4.0, 1.0) for _ in range(5)]
+    assert waits == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert bucket.reserve("b.example", 4.0, 1.0) == 0.0  # per domain
+    now[0] += 10
+    assert bucket.reserve("a.example", 4.0, 1.0) == 0.0
+
+
+def test_overrides_match_the_domain_and_its_subdomains() -> None:
+    overrides = parse_overrides("example.com=5, slow.shop=0.5")
+    assert rate_for("example.com", 2.0, overrides) == 5.0
+    assert rate_for("www.example.com", 2.0, overrides) == 5.0
+    assert rate_for("notexample.com", 2.0, overrides) == 2.0
+    assert rate_for("slow.shop", 2.0, overrides) == 0.5
+
+
+def test_a_crawl_honours_the_rate_and_robots_crawl_delay(
+    settings: Settings, tmp_path: Path
+) -> None:
+    robots = (200, {"Content-Type": "text/plain"}, b"User-agent: *\nCrawl-delay: 0.5\n")
+    site = Site(routes={"/robots.txt": robots})
+    for n in range(4):
+        site.routes[f"/p/{n}"] = html_response(product_page(f"P{n}", "1.00"))
+    with SiteServer(site):
+        started = time.monotonic()
+        outcome = run_crawl(
+            settings,
+            "product",
+            {"urls": [site.url(f"/p/{n}") for n in range(4)]},
+            tmp_path=tmp_path,
+            scrapy_settings={"STORAGE_ENABLED": False},
+        )
+        elapsed = time.monotonic() - started
+    assert outcome.stat("pages/product") == 4
+    # robots.txt and the first page go at once; then 3 pages 0.5 s apart.
+    assert outcome.stat("ratelimit/waits") >= 3
+    assert outcome.stat("ratelimit/wait_seconds") >= 1.2
+    assert elapsed >= 1.4
