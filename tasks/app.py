@@ -12,7 +12,7 @@ from tasks.config import celery_settings
 from tasks.context import TaskContext
 
 # Modules whose ``register(app)`` adds their tasks; each owns one domain.
-TASK_MODULES: tuple[str, ...] = ("tasks.scrape",)
+TASK_MODULES: tuple[str, ...] = ("tasks.scrape", "tasks.stock", "tasks.assignments")
 
 
 def create_celery_app(settings: Settings | None = None, *, configure: Any = None) -> Celery:
