@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from shelfwatch.config import load_settings
+from shelfwatch.crawl_cli import crawl
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,3 +48,6 @@ def create_admin(email: str, password: str | None) -> None:
         session.flush()
         click.echo(f"{'promoted' if exists else 'created'} admin {user.email} (id {user.id})")
     db.dispose()
+
+
+main.add_command(crawl)
