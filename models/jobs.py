@@ -267,7 +267,9 @@ def final_status(chunks: Sequence[Row[Any]], stats: dict[str, Any], cancelled: b
     """cancelled if asked; failed if nothing was obtained; partial if some URLs failed."""
     if cancelled:
         return JobStatus.CANCELLED
-    failed_chunks = sum(1 for c in chunks if c.status == JobStatus.FAILED.value)
+    # A partial chunk was closed early (soft time limit): some of its URLs were never tried.
+    incomplete = (JobStatus.FAILED.value, JobStatus.PARTIAL.value)
+    failed_chunks = sum(1 for c in chunks if c.status in incomplete)
     failures = stats.get("errors", 0) + stats.get("ssrf_refused", 0) + failed_chunks
     obtained = stats.get("items", 0) + stats.get("cached", 0)
     if failures and not obtained:
