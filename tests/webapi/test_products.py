@@ -487,3 +487,17 @@ def test_owner_listings_survive_writes_to_other_owners(
     assert client.get(own_listing, headers=clerk.headers).json["items"][0]["name"] == mine["name"]
     everything = client.get(URL, headers=clerk.headers).json["items"]
     assert everything[0]["name"] == "changed in SQL"
+
+
+def test_the_fast_serializer_matches_the_documented_schema(
+    client, manager, make_product, database
+) -> None:
+    from webapi.product_schemas import ProductSchema, product_json
+
+    kept = make_product(manager, description="d", price="0.0001")
+    gone = make_product(manager)
+    client.delete(f"{URL}/{gone['id']}", headers=manager.headers)
+    with database.session() as session:
+        for product_id in (kept["id"], gone["id"]):
+            product = session.get(Product, product_id)
+            assert product_json(product) == ProductSchema().dump(product)

@@ -1,0 +1,211 @@
+"""Throughput and p99 of ``GET /api/v1/products?limit=50`` under gunicorn and wrk, cached and
+uncached, against a bare Flask app serving a 50-item JSON list under the same gunicorn settings.
+
+Creates a scratch PostgreSQL database (migrations, one manager, --products products), starts
+each server on a free 127.0.0.1 port with the production settings of ``shelfwatch up``
+(2 workers x 4 threads; no access log for either server), runs wrk with 32 connections and
+prints requests/s, p99 and the ratios to the bare app; then stops the servers, drops the
+database and deletes its Redis keys.
+
+    python bench/api_throughput.py                # 10 s per run
+    python bench/api_throughput.py --duration 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import redis
+from psycopg import sql
+from sqlalchemy import text
+
+from models import Role, create_database
+from models.accounts import create_user
+from shelfwatch import migrate
+from shelfwatch.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_URL = "postgresql://127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+PATH = "/api/v1/products?limit=50"
+GUNICORN = ["--workers=2", "--threads=4"]
+PASSWORD = "bench password 1234"  # noqa: S105 - a scratch account on a scratch database
+
+
+@dataclass
+class Result:
+    label: str
+    requests_per_second: float
+    p99_ms: float
+    non_2xx: int
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[str]:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(prefix)))
+    try:
+        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{prefix}"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(prefix))
+            )
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+def prepare(settings: Settings, products: int) -> str:
+    """Schema, a manager and its products; returns the manager's email."""
+    migrate.upgrade(settings)
+    db = create_database(settings)
+    email = "bench@example.com"
+    with db.transaction() as session:
+        create_user(session, email, PASSWORD, Role.MANAGER)
+    with db.primary.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO products (owner_id, sku, name, description, price, currency,"
+                " created_at, updated_at)"
+                " SELECT 1, 'SKU-' || g, 'Product ' || g, 'A product', 19.99, 'EUR',"
+                " now() - g * interval '1 minute', now() FROM generate_series(1, :n) AS g"
+            ),
+            {"n": products},
+        )
+    db.dispose()
+    return email
+
+
+@contextmanager
+def gunicorn(app_spec: str, env: dict[str, str], chdir: Path = ROOT) -> Iterator[str]:
+    """A gunicorn serving ``app_spec`` on a free port; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "gunicorn", app_spec, f"--bind=127.0.0.1:{port}", *GUNICORN]
+    server = subprocess.Popen(
+        [*command, f"--chdir={chdir}"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base, server)
+        yield base
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
+    for _ in range(150):
+        if server.poll() is not None:
+            raise RuntimeError(server.stderr.read().decode() if server.stderr else "exited")
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1)  # noqa: S310 - 127.0.0.1
+            return
+        except urllib.error.HTTPError:
+            return  # it answers (the bare app has no /healthz)
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+def login(base: str, email: str) -> str:
+    request = urllib.request.Request(  # noqa: S310 - 127.0.0.1
+        base + "/api/v1/auth/login",
+        data=json.dumps({"email": email, "password": PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+        return json.load(answer)["access_token"]
+
+
+def wrk(label: str, url: str, duration: int, token: str | None = None) -> Result:
+    headers = ["-H", f"Authorization: Bearer {token}"] if token else []
+    command = ["wrk", "-t2", "-c32", f"-d{duration}s", "--latency", *headers, url]
+    subprocess.run([*command[:3], "-d2s", *command[4:]], check=True, capture_output=True)
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", output).groups()
+    p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return Result(label, rate, p99, int(errors.group(1)) if errors else 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--products", type=int, default=1000)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: apt-get install -y wrk")
+    prefix = f"bench_api_{uuid.uuid4().hex[:8]}"
+    with scratch_database(prefix) as url:
+        env = {
+            "SHELFWATCH_MODE": "production",
+            "DATABASE_URL": url,
+            "REDIS_URL": REDIS_URL,
+            "BROKER_URL": REDIS_URL,
+            "REDIS_PREFIX": f"{prefix}:",
+            "QUEUE_NAMESPACE": f"{prefix}.",
+            "SECRET_KEY": uuid.uuid4().hex * 2,
+            "LOG_LEVEL": "WARNING",
+        }
+        settings = Settings(mode="production", database_url=url, secret_key=env["SECRET_KEY"])
+        email = prepare(settings, args.products)
+        results = []
+        with gunicorn("bare_flask_app:app", {}, chdir=ROOT / "bench") as base:
+            results.append(wrk("bare Flask, 50-item list", base + PATH, args.duration))
+        for label, ttl in (("shelfwatch, cached", "300"), ("shelfwatch, uncached", "0")):
+            with gunicorn("webapi:create_app()", {**env, "CACHE_TTL_SECONDS": ttl}) as base:
+                token = login(base, email)
+                results.append(wrk(label, base + PATH, args.duration, token))
+    report(results)
+
+
+def report(results: list[Result]) -> None:
+    baseline = results[0].requests_per_second
+    targets = {"shelfwatch, cached": 0.7, "shelfwatch, uncached": 0.35}
+    print(f"\nwrk -c32, gunicorn {' '.join(GUNICORN)}; GET {PATH}")
+    print(f"{'server':<26} {'req/s':>9} {'p99 ms':>8} {'vs bare':>8} {'target':>7} {'non-2xx':>8}")
+    for result in results:
+        ratio = result.requests_per_second / baseline
+        target = f">={targets[result.label]}" if result.label in targets else ""
+        print(
+            f"{result.label:<26} {result.requests_per_second:>9.0f} {result.p99_ms:>8.2f}"
+            f" {ratio:>7.2f}x {target:>7} {result.non_2xx:>8}"
+        )
+    print("target p99 < 25 ms")
+
+
+if __name__ == "__main__":
+    main()
