@@ -22,6 +22,27 @@ def migrate() -> None:
     click.echo("database is at the latest revision")
 
 
+@main.command()
+@click.option(
+    "--only",
+    multiple=True,
+    type=click.Choice(["api", "worker", "beat", "flower"]),
+    help="Start only these parts (repeatable); default: all of them.",
+)
+def up(only: tuple[str, ...]) -> None:
+    """Migrate, then run the API, a worker, beat and Flower until Ctrl-C."""
+    from shelfwatch import migrate as migrations
+    from shelfwatch import up as platform
+
+    settings = load_settings()
+    click.echo(f"shelfwatch: {settings.effective_mode} mode, data in {settings.resolved_data_dir}")
+    migrations.upgrade(settings)
+    settings.jwt_secret()  # fail before starting anything if production lacks SECRET_KEY
+    click.echo(f"shelfwatch: API on http://{settings.host}:{settings.port}/api/docs")
+    click.echo(f"shelfwatch: Flower on http://{settings.host}:{settings.flower_port}/")
+    raise SystemExit(platform.run(settings, parts=set(only) or None))
+
+
 @main.command("create-admin")
 @click.option("--email", prompt=True, help="The admin's email address.")
 @click.option(

@@ -147,7 +147,7 @@ class Settings(BaseSettings):
             return self.broker_url
         if self.redis_url and not self.embedded:
             return self.redis_url
-        return "filesystem://"
+        return "filesystem://localhost/"
 
     @property
     def broker_folder(self) -> Path:

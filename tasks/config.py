@@ -21,12 +21,14 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
     broker = settings.celery_broker_url
     if broker.startswith("filesystem"):
         folder = settings.broker_folder
-        for sub in ("out", "processed"):
+        for sub in ("out", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": str(folder / "out"),
             "data_folder_out": str(folder / "out"),
             "processed_folder": str(folder / "processed"),
+            # Fanout exchanges (remote control, Flower) would otherwise land in the cwd.
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     if broker.startswith(("redis", "rediss")):

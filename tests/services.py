@@ -61,3 +61,6 @@ def test_settings(database_url: str, prefix: str, **overrides: object) -> Settin
     }
     values.update(overrides)
     return Settings(**values)
+
+
+test_settings.__test__ = False  # a factory, not a test, despite its name

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import http
+from decimal import Decimal
 from typing import Any
 
 from flask import Flask
 from flask_smorest import Api
 from flask_smorest import Blueprint as SmorestBlueprint
 from flask_smorest.utils import prepare_response
+from marshmallow import fields as ma_fields
 from webargs.flaskparser import FlaskParser
 
 from webapi.problems import PROBLEM_MIMETYPE, ProblemSchema
@@ -24,8 +26,26 @@ class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = _Parser()
 
 
+def _decimal_bounds_as_numbers(_converter: Any, field: Any, ret: dict[str, Any]) -> dict[str, Any]:
+    """apispec renders a Decimal field's Range bounds as strings; JSON Schema wants numbers."""
+    if not isinstance(field, ma_fields.Decimal):
+        return {}
+    return {
+        key: (int(value) if Decimal(value) == int(Decimal(value)) else float(value))
+        for key, value in ret.items()
+        if key in _BOUNDS and isinstance(value, str | Decimal)
+    }
+
+
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
 class ShelfwatchApi(Api):
     ERROR_SCHEMA = ProblemSchema
+
+    def _init_spec(self, *args: Any, **kwargs: Any) -> None:
+        super()._init_spec(*args, **kwargs)
+        self.ma_plugin.converter.add_attribute_function(_decimal_bounds_as_numbers)
 
     def _register_responses(self) -> None:
         # flask-smorest's own loop, declaring error bodies as application/problem+json.

@@ -13,6 +13,9 @@ from webapi import assignments, auth, health, products, stock, users, warehouses
 from webapi.api import api, configure_openapi
 from webapi.problems import Problem, register_problem_handlers
 from webapi.ratelimit import configure_limiter
+from webapi.routing import DatabaseIdConverter
+from webapi.scrape_jobs import blp as scrape_jobs_blp
+from webapi.scraped_products import blp as scraped_products_blp
 from webapi.security import configure_jwt, require_token_by_default
 from webapi.services import Services, install, make_redis
 
@@ -26,6 +29,8 @@ BLUEPRINTS = (
     warehouses.blp,
     stock.blp,
     assignments.blp,
+    scrape_jobs_blp,
+    scraped_products_blp,
 )
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
@@ -35,6 +40,7 @@ def create_app(config: Settings | None = None) -> Flask:
     settings = config or load_settings()
     configure_logging(settings.log_level)
     app = Flask(__name__)
+    app.url_map.converters["int"] = DatabaseIdConverter
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     app.config.update(configure_openapi(app))
     install(

@@ -1,0 +1,133 @@
+"""Migrations: up, down and up again on both backends, and agreement with the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from models import InventoryBase, ScrapingBase, create_database
+from shelfwatch import migrate
+from shelfwatch.config import Settings
+from tests.services import postgres_database, test_settings, unique_name
+
+SCRAPING_TABLES = {
+    "scrape_jobs",
+    "scrape_chunks",
+    "scraped_products",
+    "price_observations",
+    "scrape_schedules",
+    "product_watches",
+}
+
+
+@pytest.fixture
+def scratch_pg() -> Settings:
+    with postgres_database(unique_name("swmig")) as url:
+        yield test_settings(url, unique_name("mig"))
+
+
+@pytest.fixture
+def scratch_sqlite(tmp_path: Path) -> Settings:
+    return Settings(mode="embedded", data_dir=tmp_path)
+
+
+def _tables(settings: Settings) -> tuple[set[str], set[str]]:
+    db = create_database(settings)
+    try:
+        inspector = inspect(db.primary)
+        main = set(inspector.get_table_names()) - {"alembic_version"}
+        scraping = set(inspect(db.scraping).get_table_names(schema="scraping"))
+        return main, scraping
+    finally:
+        db.dispose()
+
+
+def _differences(settings: Settings) -> list[object]:
+    """What autogenerate would change, per part, looking only at that part's schema."""
+    db = create_database(settings)
+    parts = (
+        (db.primary, InventoryBase.metadata, None),
+        (db.scraping, ScrapingBase.metadata, "scraping"),
+    )
+    try:
+        diffs: list[object] = []
+        for engine, metadata, schema in parts:
+
+            def only_this_schema(name, type_, _parents, schema=schema):
+                return type_ != "schema" or name == schema
+
+            def no_version_table(_obj, name, type_, _reflected, _compare_to):
+                return not (type_ == "table" and name == "alembic_version")
+
+            with engine.connect() as connection:
+                context = MigrationContext.configure(
+                    connection,
+                    opts={
+                        "include_schemas": True,
+                        "include_name": only_this_schema,
+                        "include_object": no_version_table,
+                        "compare_type": True,
+                        "target_metadata": metadata,
+                    },
+                )
+                diffs.extend(compare_metadata(context, metadata))
+        return diffs
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["scratch_pg", "scratch_sqlite"])
+def test_upgrade_downgrade_upgrade(backend: str, request: pytest.FixtureRequest) -> None:
+    settings: Settings = request.getfixturevalue(backend)
+    migrate.upgrade(settings)
+    main, scraping = _tables(settings)
+    assert {"users", "products", "stock_levels", "stock_movements", "warehouses"} <= main
+    assert scraping >= SCRAPING_TABLES
+    migrate.downgrade(settings, "base")
+    assert _tables(settings) == (set(), set())
+    migrate.upgrade(settings)
+    assert _tables(settings)[1] >= SCRAPING_TABLES
+
+
+@pytest.mark.parametrize("backend", ["scratch_pg", "scratch_sqlite"])
+def test_models_and_migrations_agree(backend: str, request: pytest.FixtureRequest) -> None:
+    settings: Settings = request.getfixturevalue(backend)
+    migrate.upgrade(settings)
+    assert _differences(settings) == []
+
+
+def test_scraping_schema_in_its_own_database() -> None:
+    with (
+        postgres_database(unique_name("swmain")) as main_url,
+        postgres_database(unique_name("swscr")) as scraping_url,
+    ):
+        settings = test_settings(main_url, unique_name("sep"), scraped_database_url=scraping_url)
+        migrate.upgrade(settings)
+        db = create_database(settings)
+        try:
+            assert db.separate_scraping
+            assert "products" in inspect(db.primary).get_table_names()
+            assert "scrape_jobs" not in inspect(db.primary).get_table_names(schema="scraping")
+            assert set(inspect(db.scraping).get_table_names(schema="scraping")) >= SCRAPING_TABLES
+            assert "products" not in inspect(db.scraping).get_table_names()
+        finally:
+            db.dispose()
+        assert _differences(settings) == []
+        migrate.downgrade(settings, "base")
+        migrate.upgrade(settings)
+
+
+def test_schema_translation_renames_the_scraping_schema() -> None:
+    with postgres_database(unique_name("swtr")) as url:
+        settings = test_settings(url, unique_name("tr"), scraping_schema="market")
+        migrate.upgrade(settings)
+        db = create_database(settings)
+        try:
+            assert set(inspect(db.primary).get_table_names(schema="market")) >= SCRAPING_TABLES
+            assert inspect(db.primary).get_table_names(schema="scraping") == []
+        finally:
+            db.dispose()
