@@ -72,3 +72,7 @@ def create_admin(email: str, password: str | None) -> None:
 
 
 main.add_command(crawl)
+
+
+if __name__ == "__main__":
+    main()

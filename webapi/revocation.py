@@ -30,7 +30,7 @@ class RevocationList:
             self._redis.set(self._prefix + jti, 1, ex=ttl)
             return
         with self._db.transaction() as session:
-            insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+            insert = pg_insert if self._db.primary.dialect.name == "postgresql" else sqlite_insert
             session.execute(
                 insert(RevokedToken).values(jti=jti, expires_at=expires_at).on_conflict_do_nothing()
             )
