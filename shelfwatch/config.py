@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     scrape_max_attempts: int = 3
     # Queued chunks not started after this long are sent again (a lost message).
     scrape_redispatch_seconds: int = 900
+    # How soon beat notices schedule changes made in the database (its longest sleep).
+    beat_poll_seconds: float = 5.0
+    # The per-product schedule that scrapes a product's watched market URLs.
+    market_watch_spider: str = "product"
+    market_watch_interval_seconds: int = 6 * 3600
+    market_history_limit: int = 100
     # Threads of one worker process; crawls share the process's one reactor.
     worker_concurrency: int = 8
     ssrf_allowed_networks: Annotated[list[str], NoDecode] = Field(default_factory=list)
