@@ -20,6 +20,7 @@ from scrapers.runner import CrawlHandle, ReactorThread
 from scrapers.settings import build_crawler_settings
 from shelfwatch.config import Settings
 from tasks.crawl_stats import chunk_stats
+from tasks.worker_storage import worker_storage
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ def crawl_chunk(
     crawler_settings = build_crawler_settings(
         settings, job_id=chunk.job_id, max_age=chunk.max_age, extra=chunk.job_settings
     )
+    crawler_settings.update(worker_storage(crawler_settings["ITEM_PIPELINES"], db))
     spider_kwargs = {**chunk.args, "urls": " ".join(chunk.urls)}
     handle = ReactorThread.get().start_crawl(spider_cls, crawler_settings, spider_kwargs)
     stop_reason = _watch(handle, chunk, db, limits)
