@@ -33,6 +33,16 @@ def send_chunks(app: Celery, refs: Iterable[ChunkRef]) -> None:
             app.send_task(
                 RUN_CHUNK,
                 args=(ref.chunk_id, ref.job_id, ref.spider, ref.urls_count),
+                # Flower and worker logs show this instead of the bare tuple.
+                argsrepr=chunk_argsrepr(ref),
                 priority=broker_priority(app, ref.priority),
                 producer=producer,
             )
+
+
+def chunk_argsrepr(ref: ChunkRef) -> str:
+    """``run_chunk``'s arguments with their names, as people read them in Flower."""
+    return (
+        f"(chunk_id={ref.chunk_id}, job_id={ref.job_id!r}, spider={ref.spider!r}, "
+        f"urls_count={ref.urls_count})"
+    )
