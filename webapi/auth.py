@@ -18,7 +18,7 @@ from models import accounts
 from webapi.api import Blueprint
 from webapi.problems import Problem
 from webapi.ratelimit import limiter, login_account
-from webapi.security import current_user, public, revocation_list
+from webapi.security import current_user, forget_user, public, revocation_list
 from webapi.services import db_session, services
 from webapi.users import UserSchema
 
@@ -135,4 +135,5 @@ def change_password(body: dict[str, str]) -> ResponseReturnValue:
         if user is None:
             raise Problem(403, "invalid-credentials", "The current password is wrong.")
         accounts.change_password(user, body["new_password"])
+    forget_user(user.id)
     return "", 204

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from models import Database, RevokedToken
 from models.base import utcnow
+from webapi.auth_cache import revoked_key
 
 log = logging.getLogger(__name__)
 
@@ -20,14 +21,14 @@ class RevocationList:
     def __init__(self, db: Database, client: redis.Redis | None, prefix: str) -> None:
         self._db = db
         self._redis = client
-        self._prefix = prefix + "revoked:"
+        self._prefix = prefix
 
     def revoke(self, jti: str, expires_at: datetime) -> None:
         ttl = int((expires_at - datetime.now(UTC)).total_seconds()) + 1
         if ttl <= 0:
             return
         if self._redis is not None:
-            self._redis.set(self._prefix + jti, 1, ex=ttl)
+            self._redis.set(revoked_key(self._prefix, jti), 1, ex=ttl)
             return
         with self._db.transaction() as session:
             insert = pg_insert if self._db.primary.dialect.name == "postgresql" else sqlite_insert
@@ -40,7 +41,7 @@ class RevocationList:
         if self._redis is not None:
             # Fail closed: if Redis cannot say, the token is not trusted.
             try:
-                return bool(self._redis.exists(self._prefix + jti))
+                return bool(self._redis.exists(revoked_key(self._prefix, jti)))
             except redis.RedisError:
                 log.warning("revocation list unreachable; refusing token %s", jti)
                 return True

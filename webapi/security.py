@@ -11,6 +11,7 @@ from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
 
 from models import Role, User
 from shelfwatch.config import Settings
+from webapi.auth_cache import AuthCache
 from webapi.problems import Problem, problem_response
 from webapi.revocation import RevocationList
 from webapi.services import services
@@ -68,26 +69,50 @@ def revocation_list() -> RevocationList:
     return RevocationList(svc.db, svc.redis, svc.settings.redis_prefix)
 
 
+def auth_cache() -> AuthCache:
+    svc = services()
+    return AuthCache(svc.redis, svc.settings.redis_prefix)
+
+
 def _is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
-    user = _load_user(_header, payload)
+    user, revoked = _load_user_and_revocation(payload)
     if user is not None and user.tokens_valid_after is not None:
         issued = datetime.fromtimestamp(payload["iat"], UTC)
         if issued < user.tokens_valid_after.replace(microsecond=0):
             return True
-    return revocation_list().is_revoked(payload["jti"])
+    if revoked is None:
+        revoked = revocation_list().is_revoked(payload["jti"])
+    return revoked
+
+
+def _load_user_and_revocation(payload: dict[str, Any]) -> tuple[User | None, bool | None]:
+    """The token's active user (or None) and, when Redis answered, whether it is revoked."""
+    try:
+        user_id = int(payload["sub"])
+    except (KeyError, TypeError, ValueError):
+        g.current_user = None
+        return None, None
+    cache = auth_cache()
+    user, revoked = cache.lookup(user_id, str(payload.get("jti")))
+    if user is None:
+        # A session of its own, so that the view's session starts with no transaction open.
+        with services().db.session() as session:
+            user = session.get(User, user_id)
+        if user is not None:
+            cache.remember(user)
+    g.current_user = user if user is not None and user.is_active else None
+    return g.current_user, revoked
 
 
 def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> User | None:
     if "current_user" not in g:
-        try:
-            user_id = int(payload["sub"])
-        except (KeyError, TypeError, ValueError):
-            return None
-        # A session of its own, so that the view's session starts with no transaction open.
-        with services().db.session() as session:
-            user = session.get(User, user_id)
-        g.current_user = user if user is not None and user.is_active else None
+        _load_user_and_revocation(payload)
     return g.current_user
+
+
+def forget_user(user_id: int) -> None:
+    """Call after changing a user's role, state or password: the next request sees it."""
+    auth_cache().forget(user_id)
 
 
 def public(view: F) -> F:

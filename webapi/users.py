@@ -12,7 +12,7 @@ from models import Role, User, accounts
 from webapi.api import Blueprint
 from webapi.pagination import Keyset, PageArgs, page_schema, paginate
 from webapi.problems import Problem
-from webapi.security import current_user, require_role
+from webapi.security import current_user, forget_user, require_role
 from webapi.services import db_session
 
 blp = Blueprint("users", __name__, url_prefix="/api/v1/users", description="Users and roles")
@@ -125,4 +125,5 @@ def update_user(body: dict[str, Any], user_id: int) -> ResponseReturnValue:
             user.role = body["role"]
         if "is_active" in body:
             user.is_active = body["is_active"]
+    forget_user(user_id)
     return user
