@@ -1,0 +1,263 @@
+"""Crawl speed: the full ``product`` spider (every extraction layer) vs a bare Scrapy spider.
+
+A local site of N generated product pages (default 5,000) is served by an aiohttp server in a
+subprocess on 127.0.0.1. Both crawls run in their own process with the same Scrapy settings
+(all middlewares: SSRF guard, Redis token bucket with a rate high enough not to throttle,
+robots.txt, freshness off) and the same storage pipeline writing every product to PostgreSQL
+(fresh tables for each crawl). The bare spider reads only the <title> with a regex; the full
+one runs `extract_product`. Printed: pages/s of each and the ratio full/bare (target >= 0.9).
+
+    python bench/crawl_speed.py [--pages 1000] [--rounds 1] [--spider product|catalog]
+
+The default (1,000 pages) keeps a run under about three minutes here; `--pages 5000` is the
+issue's site size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PG_ADMIN_URL = "postgresql://127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+PRODUCTS_PER_LISTING = 50
+
+
+# ---- the site -------------------------------------------------------------------------------
+
+
+def product_html(n: int) -> str:
+    """A product page as shops serve them: JSON-LD, OpenGraph, navigation, a description."""
+    price = f"{(n % 500) + 9}.{n % 100:02d}"
+    nav = "".join(f'<li><a href="/c/{c}">Category {c}</a></li>' for c in range(25))
+    text = " ".join(f"Feature {k} of product {n} keeps you going." for k in range(30))
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Bench Product {n} | Shop</title>
+<link rel="canonical" href="/p/{n}">
+<meta property="og:type" content="product"><meta property="og:title" content="Bench Product {n}">
+<meta property="og:image" content="/img/{n}.jpg">
+<script type="application/ld+json">{{"@context":"https://schema.org","@type":"Product",
+"name":"Bench Product {n}","sku":"BP-{n:05d}","brand":{{"@type":"Brand","name":"Benchco"}},
+"image":"/img/{n}.jpg","description":"Product {n}",
+"offers":{{"@type":"Offer","price":"{price}","priceCurrency":"EUR",
+"availability":"https://schema.org/InStock","url":"/p/{n}"}}}}</script>
+</head><body><header><nav><ul>{nav}</ul></nav></header>
+<main><h1>Bench Product {n}</h1><div class="price">{price} €</div>
+<button class="add-to-cart">Add to cart</button><section>{text}</section></main>
+<footer><a href="/about">About</a> <a href="/contact">Contact</a></footer></body></html>"""
+
+
+def listing_html(page: int, pages: int, products: int) -> str:
+    first = page * PRODUCTS_PER_LISTING
+    cards = "".join(
+        f'<li class="product-card"><a href="/p/{n}">Bench Product {n}</a></li>'
+        for n in range(first, min(first + PRODUCTS_PER_LISTING, products))
+    )
+    following = f'<link rel="next" href="/list/{page + 1}">' if page + 1 < pages else ""
+    head = f"<head><title>List {page}</title>{following}</head>"
+    return f"<html>{head}<body><ul>{cards}</ul></body></html>"
+
+
+SERVER = """
+import sys
+from aiohttp import web
+sys.path.insert(0, {root!r})
+from bench.crawl_speed import listing_html, product_html
+products = {products}
+pages = -(-products // {per_listing})
+bodies = {{f"/p/{{n}}": product_html(n).encode() for n in range(products)}}
+bodies.update({{f"/list/{{p}}": listing_html(p, pages, products).encode() for p in range(pages)}})
+bodies["/robots.txt"] = b"User-agent: *\\nDisallow: /private\\n"
+
+async def handle(request):
+    body = bodies.get(request.path)
+    if body is None:
+        return web.Response(status=404, text="not found")
+    kind = "text/plain" if request.path.endswith(".txt") else "text/html"
+    return web.Response(body=body, content_type=kind, charset="utf-8")
+
+app = web.Application()
+app.router.add_get("/{{tail:.*}}", handle)
+web.run_app(app, host="127.0.0.1", port={port}, print=None, access_log=None)
+"""
+
+
+def start_server(products: int) -> tuple[subprocess.Popen[bytes], int]:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = SERVER.format(
+        root=str(ROOT), products=products, per_listing=PRODUCTS_PER_LISTING, port=port
+    )
+    server = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return server, port
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise SystemExit("the bench server did not start")
+
+
+# ---- the crawls (each in its own process: one reactor per process) --------------------------
+
+
+def bare_spider_class() -> type:
+    """A spider with no extraction layers: the title by regex, stored the same way."""
+    from datetime import UTC, datetime
+
+    from scrapy import Request
+
+    from scrapers.items import ProductItem
+    from scrapers.spiders.product import ShelfwatchSpider
+
+    title = re.compile(rb"<title>(.*?)</title>", re.S)
+
+    class BareSpider(ShelfwatchSpider):
+        name = "bare"
+
+        async def start(self) -> AsyncIterator[Request]:
+            for url in self.start_urls:
+                yield Request(url, callback=self.parse_page)
+
+        def parse_page(self, response: Any) -> Iterator[ProductItem]:
+            found = title.search(response.body)
+            name = found.group(1).decode() if found else response.url
+            now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            yield ProductItem(
+                url=response.url, canonical_url=response.url, name=name, scraped_at=now
+            )
+
+    return BareSpider
+
+
+def crawl_process(spec: dict[str, Any]) -> None:
+    """Child process: run one crawl and print its stats as JSON on the last line."""
+    from scrapy.crawler import CrawlerProcess
+
+    from scrapers.settings import build_crawler_settings
+    from scrapers.spiders import SPIDERS
+    from shelfwatch.config import load_settings
+
+    settings = load_settings(**spec["settings"])
+    extra = {"LOG_LEVEL": "ERROR", "CONCURRENT_REQUESTS": 32, "CONCURRENT_REQUESTS_PER_DOMAIN": 32}
+    process = CrawlerProcess(build_crawler_settings(settings, job_id="bench", extra=extra))
+    spider = bare_spider_class() if spec["spider"] == "bare" else SPIDERS[spec["spider"]]
+    crawler = process.create_crawler(spider)
+    process.crawl(crawler, **spec["args"])
+    process.start()
+    stats = crawler.stats.get_stats()  # type: ignore[union-attr]
+    print(json.dumps({k: v for k, v in stats.items() if isinstance(v, int | float)}))
+
+
+def run_crawl(spider: str, args: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    spec = {"spider": spider, "args": args, "settings": settings}
+    completed = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    if completed.returncode != 0:
+        raise SystemExit(f"{spider} crawl failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def pages_per_second(stats: dict[str, Any]) -> float:
+    return stats.get("response_received_count", 0) / stats["elapsed_time_seconds"]
+
+
+def truncate(database_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("TRUNCATE scraping.scraped_products, scraping.price_observations")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=1000, help="5000 for the issue figure")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--spider", choices=("product", "catalog"), default="product")
+    options = parser.parse_args()
+
+    import psycopg
+
+    from shelfwatch import migrate
+    from shelfwatch.config import load_settings
+
+    name = f"bench_crawl_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    database_url = f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    settings = {
+        "mode": "production",
+        "database_url": database_url,
+        "redis_url": REDIS_URL,
+        "redis_prefix": f"{name}:",
+        "ssrf_allowed_networks": ["127.0.0.0/8"],
+        "domain_rate_overrides": ["127.0.0.1=1000000"],
+        "log_level": "ERROR",
+    }
+    migrate.upgrade(load_settings(**settings))
+    server, port = start_server(options.pages)
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            urls_file = Path(folder) / "urls.txt"
+            urls_file.write_text(
+                "\n".join(f"http://127.0.0.1:{port}/p/{n}" for n in range(options.pages))
+            )
+            full_args: dict[str, Any] = {"urls_file": str(urls_file)}
+            if options.spider == "catalog":
+                full_args = {
+                    "urls": f"http://127.0.0.1:{port}/list/0",
+                    "max_depth": 100_000,
+                    "max_pages": 100_000,
+                    "limit": options.pages,
+                }
+            bare_rates, full_rates = [], []
+            for _ in range(options.rounds):
+                truncate(database_url)
+                bare = run_crawl("bare", {"urls_file": str(urls_file)}, settings)
+                truncate(database_url)
+                full = run_crawl(options.spider, full_args, settings)
+                assert full.get("storage/products", 0) == options.pages, full
+                assert bare.get("storage/products", 0) == options.pages, bare
+                bare_rates.append(pages_per_second(bare))
+                full_rates.append(pages_per_second(full))
+                print(
+                    f"round: bare {bare_rates[-1]:.0f} pages/s "
+                    f"({bare['elapsed_time_seconds']:.1f} s), {options.spider} "
+                    f"{full_rates[-1]:.0f} pages/s ({full['elapsed_time_seconds']:.1f} s)"
+                )
+    finally:
+        server.terminate()
+        server.wait(10)
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    bare_best, full_best = max(bare_rates), max(full_rates)
+    print(f"pages: {options.pages} products, each stored in PostgreSQL by both crawls")
+    print(f"bare Scrapy spider (no extraction): {bare_best:8.1f} pages/s")
+    print(f"full {options.spider} spider (all layers):   {full_best:8.1f} pages/s")
+    print(f"ratio full/bare: {full_best / bare_best:.2f} (target >= 0.90)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        crawl_process(json.loads(sys.argv[2]))
+    else:
+        main()
