@@ -16,6 +16,7 @@ from webapi.ratelimit import configure_limiter
 from webapi.routing import DatabaseIdConverter
 from webapi.scrape_jobs import blp as scrape_jobs_blp
 from webapi.scraped_products import blp as scraped_products_blp
+from webapi.schedules import blp as schedules_blp
 from webapi.security import configure_jwt, require_token_by_default
 from webapi.services import Services, install, make_redis
 
@@ -31,6 +32,7 @@ BLUEPRINTS = (
     assignments.blp,
     scrape_jobs_blp,
     scraped_products_blp,
+    schedules_blp,
 )
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 
