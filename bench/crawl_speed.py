@@ -225,7 +225,7 @@ def main() -> None:
             if options.spider == "catalog":
                 full_args = {
                     "urls": f"http://127.0.0.1:{port}/list/0",
-                    "max_depth": 100_000,
+                    "max_depth": 1000,
                     "max_pages": 100_000,
                     "limit": options.pages,
                 }
