@@ -50,6 +50,8 @@ def plan(settings: Settings, *, parts: set[str] | None = None) -> list[Part]:
         f"--address={settings.host}",
         "--persistent=False",
         "--max_tasks=100000",
+        # Show each task's arguments (job id, spider, URL count) in the task list.
+        "--tasks_columns=name,state,args,result,received,runtime,worker",
     ]
     auth = flower_auth(settings)
     if auth:

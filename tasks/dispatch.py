@@ -41,8 +41,11 @@ def send_chunks(app: Celery, refs: Iterable[ChunkRef]) -> None:
 
 
 def chunk_argsrepr(ref: ChunkRef) -> str:
-    """``run_chunk``'s arguments with their names, as people read them in Flower."""
+    """``run_chunk``'s arguments with their names, as people read them in Flower.
+
+    The long job id comes last: Flower's task list cuts the column short.
+    """
     return (
-        f"(chunk_id={ref.chunk_id}, job_id={ref.job_id!r}, spider={ref.spider!r}, "
-        f"urls_count={ref.urls_count})"
+        f"(spider={ref.spider!r}, urls_count={ref.urls_count}, chunk_id={ref.chunk_id}, "
+        f"job_id={ref.job_id!r})"
     )

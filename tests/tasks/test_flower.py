@@ -142,10 +142,11 @@ def test_flower_shows_a_scrape_jobs_tasks_with_state_and_readable_args(
         pytest.fail(f"Flower saw {chunk_tasks(flower, job_id)}; its log:\n{flower.log()[-3000:]}")
 
     assert {task["name"] for task in tasks} == {"shelfwatch.scrape.run_chunk"}
-    assert sorted(task["args"].split("urls_count=")[1] for task in tasks) == ["1)", "2)"]
+    assert sorted(task["args"].split(", ")[1] for task in tasks) == ["urls_count=1", "urls_count=2"]
     for task in tasks:
-        assert f"job_id='{job_id}'" in task["args"] and "spider='product'" in task["args"]
-        assert task["args"].startswith("(chunk_id=") and task["result"] == "'succeeded'"
+        assert task["args"].startswith("(spider='product', urls_count=")
+        assert task["args"].endswith(f"job_id='{job_id}')") and "chunk_id=" in task["args"]
+        assert task["result"] == "'succeeded'"
         assert task["worker"] and task["runtime"] is not None
 
 
