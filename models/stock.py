@@ -9,7 +9,8 @@ Concurrency (PostgreSQL under READ COMMITTED, and SQLite):
   deadlock; the shell still retries SQLSTATE 40P01/40001 (``retrying``) as a safety net;
 - the ledger row is inserted first, with ``ON CONFLICT (created_by, idempotency_key) DO
   NOTHING``: a concurrent twin request waits on the unique index and then replays instead of
-  applying a second time.
+  applying a second time; its foreign keys also find unknown products and warehouses, so the
+  happy path costs no lookup query.
 
 Domain functions never commit. When one raises, the caller must roll back its transaction
 (``with session.begin():`` does), which undoes any half-applied transfer.
@@ -24,13 +25,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
 from models.products import Product
+from models.stock_statements import LedgerStatements, ledger_statements
 from models.stock_tables import MovementKind, StockLevel, StockMovement
 from models.warehouses import Warehouse
 
@@ -168,19 +169,18 @@ def apply_movement(
     the first movement comes back with ``replayed=True``, or ``IdempotencyKeyReused`` when
     the earlier request asked for something else.
     """
-    fingerprint = request.fingerprint()
     if idempotency_key is not None:
         earlier = find_by_key(session, created_by, idempotency_key)
         if earlier is not None:
-            return _replay(earlier, fingerprint)
-    check_references(session, request)
-    movement = _insert_ledger_row(
-        session, request, created_by, idempotency_key, fingerprint, batch_id
-    )
+            return _replay(earlier, request)
+    try:
+        movement = _insert_ledger_row(session, request, created_by, idempotency_key, batch_id)
+    except IntegrityError as error:
+        raise _unknown_reference(session, request, error) from error
     if movement is None:  # a concurrent twin committed first; the unique key made us wait
         earlier = find_by_key(session, created_by, idempotency_key or "")
         assert earlier is not None
-        return _replay(earlier, fingerprint)
+        return _replay(earlier, request)
     for warehouse_id, delta in request.level_changes():
         if delta < 0:
             _take(session, request.product_id, warehouse_id, -delta)
@@ -198,8 +198,8 @@ def find_by_key(session: Session, created_by: int, idempotency_key: str) -> Stoc
     )
 
 
-def _replay(earlier: StockMovement, fingerprint: str) -> Applied:
-    if earlier.request_fingerprint != fingerprint:
+def _replay(earlier: StockMovement, request: MovementRequest) -> Applied:
+    if earlier.request_fingerprint != request.fingerprint():
         raise IdempotencyKeyReused("this Idempotency-Key was used for a different request")
     return Applied(earlier, replayed=True)
 
@@ -217,12 +217,30 @@ def check_references(session: Session, request: MovementRequest) -> None:
         raise UnknownWarehouse(wanted - found)
 
 
-def _dialect_insert(session: Session) -> Callable[..., Any]:
-    return (
-        postgresql.insert
-        if session.get_bind(StockMovement).dialect.name == "postgresql"
-        else sqlite.insert
-    )
+def _unknown_reference(
+    session: Session, request: MovementRequest, error: IntegrityError
+) -> Exception:
+    """Which reference a failed ledger insert named (its foreign keys check them for free)."""
+    constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None) or ""
+    if constraint.startswith("fk_stock_movements_product_id"):
+        return UnknownProduct(request.product_id)
+    if constraint.startswith("fk_stock_movements_from_warehouse_id"):
+        return UnknownWarehouse({request.from_warehouse_id or 0})
+    if constraint.startswith("fk_stock_movements_to_warehouse_id"):
+        return UnknownWarehouse({request.to_warehouse_id or 0})
+    if not constraint and session.get_bind(StockMovement).dialect.name == "sqlite":
+        # SQLite names no constraint, but its transaction survives a failed statement.
+        check_references(session, request)
+    return error
+
+
+def _connection(session: Session) -> Connection:
+    """The session's connection to the inventory database, in its transaction."""
+    return session.connection(bind_arguments={"mapper": StockMovement})
+
+
+def _statements(session: Session) -> LedgerStatements:
+    return ledger_statements(session.get_bind(StockMovement).dialect.name)
 
 
 def _insert_ledger_row(
@@ -230,64 +248,50 @@ def _insert_ledger_row(
     request: MovementRequest,
     created_by: int,
     idempotency_key: str | None,
-    fingerprint: str,
     batch_id: int | None,
 ) -> StockMovement | None:
     values = {
-        **request.as_dict(),
-        "created_by": created_by,
-        "created_at": utcnow(),
-        "idempotency_key": idempotency_key,
-        "request_fingerprint": fingerprint,
-        "batch_id": batch_id,
+        "v_kind": MovementKind(request.kind).value,
+        "v_product_id": request.product_id,
+        "v_from_warehouse_id": request.from_warehouse_id,
+        "v_to_warehouse_id": request.to_warehouse_id,
+        "v_quantity": request.quantity,
+        "v_reference": request.reference,
+        "v_note": request.note,
+        "v_created_by": created_by,
+        "v_created_at": utcnow(),
+        "v_idempotency_key": idempotency_key,
+        # Only a keyed request can be replayed, so only it needs its fingerprint.
+        "v_request_fingerprint": request.fingerprint() if idempotency_key else None,
+        "v_batch_id": batch_id,
     }
-    statement = _dialect_insert(session)(StockMovement).values(**values)
-    if idempotency_key is not None:
-        statement = statement.on_conflict_do_nothing(
-            index_elements=[StockMovement.created_by, StockMovement.idempotency_key]
-        )
-    return session.scalar(statement.returning(StockMovement))
+    statements = _statements(session)
+    statement = statements.insert_keyed_movement if idempotency_key else statements.insert_movement
+    row = _connection(session).execute(statement, values).first()
+    return None if row is None else StockMovement(**row._mapping)
+
+
+def _level_values(product_id: int, warehouse_id: int, quantity: int) -> dict[str, Any]:
+    return {
+        "v_product_id": product_id,
+        "v_warehouse_id": warehouse_id,
+        "v_quantity": quantity,
+        "v_now": utcnow(),
+    }
 
 
 def _take(session: Session, product_id: int, warehouse_id: int, quantity: int) -> int:
-    left = session.scalar(
-        update(StockLevel)
-        .where(
-            StockLevel.product_id == product_id,
-            StockLevel.warehouse_id == warehouse_id,
-            StockLevel.quantity >= quantity,
-        )
-        .values(
-            quantity=StockLevel.quantity - quantity,
-            version=StockLevel.version + 1,
-            updated_at=utcnow(),
-        )
-        .returning(StockLevel.quantity)
-        .execution_options(synchronize_session=False)
-    )
+    values = _level_values(product_id, warehouse_id, quantity)
+    left = _connection(session).scalar(_statements(session).take, values)
     if left is None:
         available = level_quantity(session, product_id, warehouse_id)
         raise InsufficientStock(product_id, warehouse_id, quantity, available)
-    return left
+    return int(left)
 
 
 def _put(session: Session, product_id: int, warehouse_id: int, quantity: int) -> int:
-    insert = _dialect_insert(session)(StockLevel).values(
-        product_id=product_id,
-        warehouse_id=warehouse_id,
-        quantity=quantity,
-        version=1,
-        updated_at=utcnow(),
-    )
-    upsert = insert.on_conflict_do_update(
-        index_elements=[StockLevel.product_id, StockLevel.warehouse_id],
-        set_={
-            "quantity": StockLevel.quantity + insert.excluded.quantity,
-            "version": StockLevel.version + 1,
-            "updated_at": insert.excluded.updated_at,
-        },
-    )
-    return session.scalar(upsert.returning(StockLevel.quantity)) or 0
+    values = _level_values(product_id, warehouse_id, quantity)
+    return int(_connection(session).scalar(_statements(session).put, values) or 0)
 
 
 def level_quantity(session: Session, product_id: int, warehouse_id: int) -> int:
