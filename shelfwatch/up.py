@@ -40,7 +40,6 @@ def flower_auth(settings: Settings) -> str | None:
 
 def plan(settings: Settings, *, parts: set[str] | None = None) -> list[Part]:
     """The processes of the platform, in start order."""
-    data = settings.resolved_data_dir
     flower = [
         "celery",
         "-A",
@@ -71,14 +70,8 @@ def plan(settings: Settings, *, parts: set[str] | None = None) -> list[Part]:
         Part("worker", _python("celery", "-A", "tasks", "worker", "--loglevel=INFO")),
         Part(
             "beat",
-            _python(
-                "celery",
-                "-A",
-                "tasks",
-                "beat",
-                "--loglevel=INFO",
-                f"--schedule={data / 'celerybeat-schedule'}",
-            ),
+            # The schedule is the database's (tasks/beat.py): no schedule file to pass.
+            _python("celery", "-A", "tasks", "beat", "--loglevel=INFO"),
         ),
         Part("flower", _python(*flower)),
     ]

@@ -85,4 +85,7 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "timezone": "UTC",
         "enable_utc": True,
+        # Schedules live in the database (tasks/beat.py); beat re-reads them this often.
+        "beat_scheduler": "tasks.beat:DatabaseScheduler",
+        "beat_max_loop_interval": settings.beat_poll_seconds,
     }
