@@ -215,4 +215,3 @@ def job_items(args: dict[str, Any], job_id: str) -> ResponseReturnValue:
 def list_spiders() -> ResponseReturnValue:
     """Every spider with the JSON Schema of its arguments."""
     return {"items": [spider_catalog.describe(name) for name in spider_catalog.spider_names()]}
-
