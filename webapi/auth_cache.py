@@ -27,6 +27,11 @@ def revoked_key(prefix: str, jti: str) -> str:
     return f"{prefix}revoked:{jti}"
 
 
+def sentinel_key(prefix: str) -> str:
+    """Present while Redis holds a complete copy of the revocation table."""
+    return f"{prefix}revoked-copy-complete"
+
+
 def user_key(prefix: str, user_id: int) -> str:
     return f"{prefix}auth-user:{user_id}"
 
@@ -54,17 +59,22 @@ class AuthCache:
         self._prefix = prefix
 
     def lookup(self, user_id: int, jti: str) -> tuple[User | None, bool | None]:
-        """(cached user or None, revoked flag or None when Redis cannot say)."""
+        """(cached user or None, revoked flag or None when Redis cannot vouch for it)."""
         if self._redis is None:
             return None, None
         try:
-            raw_user, raw_revoked = self._redis.mget(
-                user_key(self._prefix, user_id), revoked_key(self._prefix, jti)
+            raw_user, raw_revoked, complete = self._redis.mget(
+                user_key(self._prefix, user_id),
+                revoked_key(self._prefix, jti),
+                sentinel_key(self._prefix),
             )
         except redis.RedisError as error:
             log.warning("auth cache unreachable: %s", error)
             return None, None
-        return (_decode(raw_user) if raw_user else None), raw_revoked is not None
+        user = _decode(raw_user) if raw_user else None
+        if raw_revoked is not None:
+            return user, True
+        return user, (False if complete else None)
 
     def remember(self, user: User) -> None:
         if self._redis is None:

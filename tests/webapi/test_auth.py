@@ -230,3 +230,30 @@ def test_deactivated_user_loses_access(client: FlaskClient, admin: Account, cler
 
 def test_access_token_lifetime_comes_from_settings(settings) -> None:
     assert timedelta(minutes=settings.access_token_minutes) == timedelta(minutes=15)
+
+
+def test_revocation_survives_redis_losing_its_data(
+    client: FlaskClient, clerk: Account, settings
+) -> None:
+    from tests.services import delete_redis_prefix
+
+    assert client.post("/api/v1/auth/logout", headers=clerk.headers).status_code == 204
+    delete_redis_prefix(settings.redis_prefix)  # Redis here keeps nothing on disk
+    answer = client.get("/api/v1/users/me", headers=clerk.headers)
+    assert answer.status_code == 401
+    assert answer.json["type"] == "/problems/revoked-token"
+
+
+def test_auth_works_and_revocation_holds_while_redis_is_down(
+    settings, database, make_account
+) -> None:
+    from webapi import create_app
+
+    account = make_account()
+    other = make_account()
+    down = create_app(settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}))
+    client = down.test_client()
+    assert client.get("/api/v1/users/me", headers=account.headers).status_code == 200
+    assert client.post("/api/v1/auth/logout", headers=account.headers).status_code == 204
+    assert client.get("/api/v1/users/me", headers=account.headers).status_code == 401
+    assert client.get("/api/v1/users/me", headers=other.headers).status_code == 200
