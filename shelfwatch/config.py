@@ -62,6 +62,9 @@ class Settings(BaseSettings):
 
     flower_port: int = 5555
     flower_basic_auth: str | None = None
+    # Set for the API under gunicorn with several workers: prometheus_client keeps each
+    # process's request metrics in files there and /metrics adds them up (empty it on start).
+    prometheus_multiproc_dir: Path | None = Field(default=None, alias="PROMETHEUS_MULTIPROC_DIR")
     scrape_task_rate_limit: str | None = "50/s"
     scrape_chunk_size: int = 50
     scrape_soft_time_limit: int = 600

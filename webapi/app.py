@@ -9,7 +9,7 @@ from flask import Flask, Response, request
 from models import create_database
 from shelfwatch.config import Settings, load_settings
 from shelfwatch.logging import configure_logging
-from webapi import assignments, auth, health, products, stock, users, warehouses
+from webapi import assignments, auth, health, metrics, products, stock, users, warehouses
 from webapi.api import api, configure_openapi
 from webapi.problems import Problem, register_problem_handlers
 from webapi.ratelimit import configure_limiter
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 BLUEPRINTS = (
     health.blp,
+    metrics.blp,
     auth.blp,
     users.blp,
     products.blp,
