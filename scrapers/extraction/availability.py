@@ -144,6 +144,18 @@ _PHRASES: tuple[tuple[str, tuple[str, ...]], ...] = (
 _WHITESPACE = re.compile(r"\s+")
 
 
+def _phrase_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    # Word boundaries keep "disponible" from matching inside "indisponible".
+    alternatives = "|".join(re.escape(phrase) for phrase in phrases)
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+
+
+# One pattern per state, in _PHRASES order, and one for any phrase at all: most text lines
+# name no state, and a single search rules them out.
+_STATE_PATTERNS = tuple((state, _phrase_pattern(phrases)) for state, phrases in _PHRASES)
+_ANY_PHRASE = _phrase_pattern(tuple(phrase for _, phrases in _PHRASES for phrase in phrases))
+
+
 def availability_from_schema(value: object) -> str | None:
     """Read a schema.org availability (URL, CURIE or bare name) or an OpenGraph value."""
     if not isinstance(value, str) or not value.strip():
@@ -158,12 +170,9 @@ def availability_from_text(text: str | None) -> str | None:
     if not text:
         return None
     lowered = _WHITESPACE.sub(" ", text).lower()
-    for state, phrases in _PHRASES:
-        if any(_contains_phrase(lowered, phrase) for phrase in phrases):
+    if not _ANY_PHRASE.search(lowered):
+        return None
+    for state, pattern in _STATE_PATTERNS:
+        if pattern.search(lowered):
             return state
     return None
-
-
-def _contains_phrase(text: str, phrase: str) -> bool:
-    # Word boundaries keep "disponible" from matching inside "indisponible".
-    return re.search(rf"(?<!\w){re.escape(phrase)}(?!\w)", text) is not None
