@@ -11,12 +11,13 @@ from shelfwatch.config import Settings, load_settings
 from shelfwatch.logging import configure_logging
 from webapi import assignments, auth, health, metrics, products, stock, users, warehouses
 from webapi.api import api, configure_openapi
+from webapi.market import blp as market_blp
 from webapi.problems import Problem, register_problem_handlers
 from webapi.ratelimit import configure_limiter
 from webapi.routing import DatabaseIdConverter
+from webapi.schedules import blp as schedules_blp
 from webapi.scrape_jobs import blp as scrape_jobs_blp
 from webapi.scraped_products import blp as scraped_products_blp
-from webapi.schedules import blp as schedules_blp
 from webapi.security import configure_jwt, require_token_by_default
 from webapi.services import Services, install, make_redis
 
@@ -34,6 +35,7 @@ BLUEPRINTS = (
     scrape_jobs_blp,
     scraped_products_blp,
     schedules_blp,
+    market_blp,
 )
 _BODY_METHODS = {"POST", "PUT", "PATCH"}
 

@@ -129,6 +129,10 @@ class ProductListArgs(PageArgs):
         load_default=False, metadata={"description": "true: include archived products"}
     )
     order = fields.String(load_default="created_at", validate=validate.OneOf(ORDERS))
+    include = fields.String(
+        validate=validate.OneOf(["market_price"]),
+        metadata={"description": "market_price: each item's market_prices (webapi.market)"},
+    )
 
 
 ProductPage = page_schema(ProductSchema, "ProductPage")

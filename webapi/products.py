@@ -18,6 +18,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
 from models import Product, Role, User, catalog
+from webapi import market
 from webapi.api import Blueprint
 from webapi.caching import CachedBody, VersionedCache, json_response
 from webapi.pagination import Keyset, decode_cursor, paginate
@@ -185,13 +186,19 @@ def list_products(args: dict[str, Any]) -> ResponseReturnValue:
     version_key = _all_version() if owner_id is None else _owner_version(owner_id)
     digest = blake2b(json.dumps(args, sort_keys=True, default=str).encode(), digest_size=16)
     entry_key = services().key("products", "list", digest.hexdigest())
+    with_market = args.get("include") == "market_price"  # webapi.market owns this part
+    if with_market:
+        entry_key = f"{entry_key}:{market.listing_token()}"
 
     def render(session: Session) -> dict[str, Any]:
         query = catalog.products_query(_narrowing(args))
         items, next_cursor = paginate(
             session, query, KEYSETS[args["order"]], cursor=args["cursor"], limit=args["limit"]
         )
-        return {"items": [product_json(item) for item in items], "next_cursor": next_cursor}
+        page = [product_json(item) for item in items]
+        if with_market:
+            market.add_market_prices(session, page)
+        return {"items": page, "next_cursor": next_cursor}
 
     return _cached_read(version_key, entry_key, user, render)
 
