@@ -1,4 +1,5 @@
-"""The scrape-schedules API: the lifecycle, the timing shown, bad input, and who may see what."""
+"""The scrape-schedules API (webapi/schedules.py; named apart from tests/models/test_schedules.py,
+as pytest needs unique basenames): the lifecycle, the timing shown, bad input, who sees what."""
 
 from __future__ import annotations
 
