@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Collection
+from functools import cached_property
 
 from lxml.html import HtmlElement
 
@@ -18,6 +20,7 @@ from scrapers.extraction.layout import (
     title_element,
 )
 from scrapers.extraction.plain_text import collapse_whitespace, element_text
+from scrapers.extraction.prices import ParsedPrice
 from scrapers.extraction.text_lines import text_lines
 from scrapers.extraction.urls import absolute_url
 from scrapers.extraction.visible_price import visible_price
@@ -29,35 +32,109 @@ _IMAGE_ATTR = re.compile(r"product|main|gallery|zoom|primary|featured|hero", re.
 _TITLE_SEPARATORS = re.compile(r"\s+(?:\||\u2013|\u2014|::|-)\s+")
 _REGION_TEXT_LIMIT = 4000
 _LONGEST_TITLE = 200
+_LABELLED_FIELDS = frozenset({"sku", "gtin", "mpn", "brand"})
 
 
-def heuristic_fields(document: HtmlElement, page_url: str, base: str) -> dict[str, str | None]:
-    """Name, price, availability, identifiers and image read from layout and wording."""
-    title = title_element(document)
-    buttons = cart_buttons(document)
-    positions = document_positions(document)
-    anchors = [element for element in [title, *buttons] if element is not None]
-    price = visible_price(document, anchors, positions, page_url)
-    lines = text_lines(_product_region(title, buttons, document))
-    labelled = labelled_values(lines)
-    return {
-        "name": _title_text(title) if title is not None else _title_from_head(document),
-        "price": price.amount if price else None,
-        "currency": price.currency if price else None,
-        "availability": _availability(document, lines, buttons),
-        "sku": _marked_text(document, "sku") or labelled["sku"],
-        "gtin": labelled["gtin"],
-        "mpn": labelled["mpn"],
-        "brand": _marked_text(document, "brand|vendor|manufacturer") or labelled["brand"],
-        "image_url": _image(document, base),
-    }
+class _Page:
+    """What the heuristics read from one page, each part worked out once and only if asked."""
+
+    def __init__(
+        self, document: HtmlElement, page_url: str, base: str, wanted: frozenset[str]
+    ) -> None:
+        self.document = document
+        self.page_url = page_url
+        self.base = base
+        self.wanted = wanted
+
+    @cached_property
+    def title(self) -> HtmlElement | None:
+        return title_element(self.document)
+
+    @cached_property
+    def buttons(self) -> list[HtmlElement]:
+        return cart_buttons(self.document)
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return text_lines(_product_region(self.title, lambda: self.buttons, self.document))
+
+    @cached_property
+    def labelled(self) -> dict[str, str | None]:
+        return labelled_values(self.lines, self.wanted & _LABELLED_FIELDS)
+
+    @cached_property
+    def price(self) -> ParsedPrice | None:
+        anchors = [element for element in [self.title, *self.buttons] if element is not None]
+        positions = document_positions(self.document)
+        return visible_price(self.document, anchors, positions, self.page_url)
+
+    def name(self) -> str | None:
+        if self.title is not None:
+            return _title_text(self.title)
+        return _title_from_head(self.document)
+
+    def amount(self) -> str | None:
+        return self.price.amount if self.price else None
+
+    def currency(self) -> str | None:
+        return self.price.currency if self.price else None
+
+    def availability(self) -> str | None:
+        return _availability(self.document, self.lines, self.buttons)
+
+    def sku(self) -> str | None:
+        return _marked_text(self.document, "sku") or self.labelled["sku"]
+
+    def gtin(self) -> str | None:
+        return self.labelled["gtin"]
+
+    def mpn(self) -> str | None:
+        return self.labelled["mpn"]
+
+    def brand(self) -> str | None:
+        return _marked_text(self.document, "brand|vendor|manufacturer") or self.labelled["brand"]
+
+    def image_url(self) -> str | None:
+        return _image(self.document, self.base)
+
+
+_READERS: dict[str, Callable[[_Page], str | None]] = {
+    "name": _Page.name,
+    "price": _Page.amount,
+    "currency": _Page.currency,
+    "availability": _Page.availability,
+    "sku": _Page.sku,
+    "gtin": _Page.gtin,
+    "mpn": _Page.mpn,
+    "brand": _Page.brand,
+    "image_url": _Page.image_url,
+}
+HEURISTIC_FIELDS = tuple(_READERS)
+
+
+def heuristic_fields(
+    document: HtmlElement,
+    page_url: str,
+    base: str,
+    wanted: Collection[str] = HEURISTIC_FIELDS,
+) -> dict[str, str | None]:
+    """Name, price, availability, identifiers and image read from layout and wording.
+
+    Only the `wanted` fields are looked for (the others are None): each costs one or more walks
+    over the page, and the extraction skips those an earlier layer already gave.
+    """
+    page = _Page(document, page_url, base, frozenset(wanted))
+    return {field: read(page) if field in page.wanted else None for field, read in _READERS.items()}
 
 
 def _product_region(
-    title: HtmlElement | None, buttons: list[HtmlElement], document: HtmlElement
+    title: HtmlElement | None,
+    buttons: Callable[[], list[HtmlElement]],
+    document: HtmlElement,
 ) -> HtmlElement:
-    """The largest block around the title that still reads like one product's details."""
-    start = title if title is not None else (buttons[0] if buttons else None)
+    """The largest block around the title (else the first buy button) that still reads like one
+    product's details. `buttons` is called only when there is no title."""
+    start = title if title is not None else next(iter(buttons()), None)
     if start is None:
         return document
     region = start

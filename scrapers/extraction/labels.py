@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from scrapers.extraction.gtin import valid_gtin
 
@@ -43,14 +44,31 @@ _LABEL_ONLY = {
     "brand": re.compile(rf"^(?:{_BRAND_LABEL}){_SEPARATOR}$", re.I),
 }
 _FIELD_PATTERNS = {"sku": _SKU, "mpn": _MPN, "gtin": _GTIN, "brand": _BRAND}
+LABELLED_FIELDS = tuple(_FIELD_PATTERNS)
+# Every match of a field's pattern, or of a label-only line, contains one of the labels
+# standing alone: lines without any label (most of a page) are ruled out in one search.
+_ANY_LABEL = re.compile(
+    rf"(?<![\w.])(?:{_SKU_LABEL}|{_MPN_LABEL}|{_GTIN_LABEL}|{_BRAND_LABEL})(?!\w)", re.I
+)
+_STRIP_LABEL = re.compile(
+    rf"^(?:{_SKU_LABEL}|{_GTIN_LABEL}|{_MPN_LABEL}|{_BRAND_LABEL}|UGS)(?!\w){_SEPARATOR}", re.I
+)
 
 
-def labelled_values(lines: list[str]) -> dict[str, str | None]:
-    """sku, mpn, gtin and brand from "label: value" lines, or a label line then a value line."""
+def labelled_values(
+    lines: list[str], fields: Collection[str] = LABELLED_FIELDS
+) -> dict[str, str | None]:
+    """sku, mpn, gtin and brand from "label: value" lines, or a label line then a value line.
+
+    Only `fields` are looked for; the others stay None.
+    """
     found: dict[str, str | None] = dict.fromkeys(_FIELD_PATTERNS)
+    patterns = [(field, _FIELD_PATTERNS[field]) for field in LABELLED_FIELDS if field in fields]
     for index, line in enumerate(lines):
+        if not patterns or not _ANY_LABEL.search(line):
+            continue
         following = lines[index + 1] if index + 1 < len(lines) else ""
-        for field, pattern in _FIELD_PATTERNS.items():
+        for field, pattern in patterns:
             if found[field]:
                 continue
             found[field] = _accept(field, _value_on(line, following, field, pattern))
@@ -59,8 +77,7 @@ def labelled_values(lines: list[str]) -> dict[str, str | None]:
 
 def strip_label(text: str) -> str:
     """`text` without a leading identifier or brand label ("Marca: Acme" -> "Acme")."""
-    labels = "|".join((_SKU_LABEL, _GTIN_LABEL, _MPN_LABEL, _BRAND_LABEL, "UGS"))
-    return re.sub(rf"^(?:{labels})(?!\w){_SEPARATOR}", "", text, flags=re.IGNORECASE).strip()
+    return _STRIP_LABEL.sub("", text).strip()
 
 
 def _value_on(line: str, following: str, field: str, pattern: re.Pattern[str]) -> str | None:

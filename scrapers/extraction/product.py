@@ -10,7 +10,7 @@ import lxml.html
 from lxml.html import HtmlElement
 
 from scrapers.extraction.decoding import decode_html
-from scrapers.extraction.heuristics import heuristic_fields
+from scrapers.extraction.heuristics import HEURISTIC_FIELDS, heuristic_fields
 from scrapers.extraction.meta_tags import meta_fields, opengraph_fields
 from scrapers.extraction.page_kind import challenge_reason, is_error_page, looks_like_grid
 from scrapers.extraction.schema_nodes import listing_size, product_nodes, text_value
@@ -62,7 +62,9 @@ def extract_product(
     has_schema_product = any(name in ("json-ld", "microdata", "rdfa") for name, _ in layers)
     if not has_schema_product and is_error_page(document):
         return ExtractionResult(not_product_reason="error_page")
-    layers.append(("heuristics", heuristic_fields(document, url, base)))
+    missing = _missing_fields(layers)
+    if missing:
+        layers.append(("heuristics", heuristic_fields(document, url, base, missing)))
     item = _merge(layers, url, canonical)
     if not has_schema_product and not _is_product_evidence(item, layers):
         grid = looks_like_grid(document) or listing_size(data.jsonld) >= _LISTING_MINIMUM
@@ -112,6 +114,13 @@ def _main_product(nodes: list[dict], url: str, canonical: str) -> dict | None:
         if node_url and urlsplit(node_url).path.rstrip("/") in page_paths:
             return node
     return nodes[0] if len(nodes) < _LISTING_MINIMUM else None
+
+
+def _missing_fields(layers: list[tuple[str, dict[str, str | None]]]) -> list[str]:
+    """The fields the heuristics can give that no earlier layer gave (the first layer wins)."""
+    return [
+        field for field in HEURISTIC_FIELDS if not any(values.get(field) for _, values in layers)
+    ]
 
 
 def _merge(

@@ -216,6 +216,17 @@ def test_first_layer_wins_and_later_layers_fill_gaps() -> None:
     assert item.sources == {"name": "json-ld", "price": "json-ld", "currency": "opengraph"}
 
 
+def test_heuristics_fill_only_the_fields_structured_data_left_empty() -> None:
+    product = {"@type": "Product", "name": "Lamp", "sku": "L-1", "offers": {"price": "10.00"}}
+    body = """<h1>Lamp (visible title)</h1><div class="price">€12.00</div>
+    <p>EAN: 4006381333931</p><p class="stock">Sold out</p><button>Add to cart</button>"""
+    item = _item(_page(_ld(product), body))
+    assert (item.name, item.sku, item.price) == ("Lamp", "L-1", "10.00")
+    assert (item.gtin, item.availability, item.currency) == ("4006381333931", "out_of_stock", "EUR")
+    assert item.sources["gtin"] == item.sources["availability"] == "heuristics"
+    assert item.sources["price"] == "json-ld" and item.sources["currency"] == "heuristics"
+
+
 def test_invalid_gtin_is_dropped() -> None:
     item = _item(_page(_ld({**PRODUCT, "gtin13": "4006381333932"})))
     assert item.gtin is None and "gtin" not in item.sources
