@@ -18,6 +18,7 @@ from webapi.routing import DatabaseIdConverter
 from webapi.schedules import blp as schedules_blp
 from webapi.scrape_jobs import blp as scrape_jobs_blp
 from webapi.scraped_products import blp as scraped_products_blp
+from webapi.scrapyd import blp as scrapyd_blp
 from webapi.security import configure_jwt, require_token_by_default
 from webapi.services import Services, install, make_redis
 
@@ -34,6 +35,7 @@ BLUEPRINTS = (
     assignments.blp,
     scrape_jobs_blp,
     scraped_products_blp,
+    scrapyd_blp,
     schedules_blp,
     market_blp,
 )
