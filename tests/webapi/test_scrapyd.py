@@ -3,6 +3,7 @@ against the app on a real server, with a real worker crawling a shop on 127.0.0.
 
 from __future__ import annotations
 
+import base64
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from models import Database, ScrapeJob
 from shelfwatch.config import Settings
 from tests.conftest import PASSWORD, Account
 from tests.tasks.scrape_support import Shop, WorkerProcess, wait_for
+from webapi import create_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scrape-worker")]
 
@@ -284,3 +286,28 @@ def test_cancel_a_running_job(
     (entry,) = api.list_jobs("shelfwatch")["finished"]
     assert entry["status"] == "cancelled"
     assert api.cancel("shelfwatch", job_id) is None  # already over, as Scrapyd answers
+
+
+def test_failed_logins_are_rate_limited_per_account_not_successful_polls(
+    settings: Settings, database: Database, clerk: Account
+) -> None:
+    strict = create_app(settings.model_copy(update={"login_rate_limit": "3 per minute"}))
+    client = strict.test_client()
+    good = {"Authorization": _basic(clerk.email, PASSWORD)}
+    bad = {"Authorization": _basic(clerk.email, "wrong password")}
+
+    for _ in range(5):  # successes do not count
+        assert client.get("/listprojects.json", headers=good).status_code == 200
+    assert [client.get("/listprojects.json", headers=bad).status_code for _ in range(4)] == [
+        401,
+        401,
+        401,
+        429,
+    ]
+    refused = client.get("/listprojects.json", headers=good)
+    assert refused.status_code == 429 and refused.json["status"] == "error"
+    assert refused.headers["Retry-After"]
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
