@@ -139,12 +139,13 @@ def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 class AssignmentCache:
-    """Assigned warehouse ids per user, cached in Redis under a per-user version number.
+    """Assigned warehouse ids per user, cached in Redis and checked against a version number.
 
-    A change bumps the user's version *after* its transaction committed; readers look up the
-    data under the current version, so a reader that loaded the old rows just before the commit
-    can only have stored them under a version nobody reads any more. Redis errors fall back to
-    the database (a Redis outage costs speed, not correctness).
+    Each user has a version counter, bumped by every change *after* its transaction committed,
+    and one cached entry ``<version>|<ids>``. A lookup reads both in one round trip (MGET) and
+    trusts the entry only if it was computed for the current version, so a reader that loaded
+    the old rows just before a commit can only store an entry that no reader will trust.
+    Redis errors fall back to the database (a Redis outage costs speed, not correctness).
     """
 
     def __init__(self, redis: Any, prefix: str, ttl_seconds: int) -> None:
@@ -152,26 +153,32 @@ class AssignmentCache:
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
 
-    def _version_key(self, user_id: int) -> str:
-        return f"{self.prefix}assignments:version:{user_id}"
+    def _keys(self, user_id: int) -> tuple[str, str]:
+        return (
+            f"{self.prefix}assignments:version:{user_id}",
+            f"{self.prefix}assignments:data:{user_id}",
+        )
 
     def warehouse_ids(self, user_id: int, load: Callable[[], set[int]]) -> set[int]:
         if self.redis is None:
             return load()
+        version_key, data_key = self._keys(user_id)
         try:
-            version = int(self.redis.get(self._version_key(user_id)) or 0)
-            data_key = f"{self.prefix}assignments:{user_id}:{version}"
-            cached = self.redis.get(data_key)
+            raw_version, cached = self.redis.mget(version_key, data_key)
         except _redis_errors():
             return load()
+        version = int(raw_version or 0)
         if cached is not None:
-            return {int(part) for part in cached.split(b",") if part}
-        ids = load()
+            cached_version, _, ids = cached.partition(b"|")
+            if int(cached_version) == version:
+                return {int(part) for part in ids.split(b",") if part}
+        found = load()
+        entry = f"{version}|{','.join(map(str, sorted(found)))}"
         try:
-            self.redis.set(data_key, ",".join(map(str, sorted(ids))), ex=self.ttl_seconds)
+            self.redis.set(data_key, entry, ex=self.ttl_seconds)
         except _redis_errors():
             pass  # the next read simply goes to the database again
-        return ids
+        return found
 
     def invalidate(self, user_ids: Iterable[int]) -> bool:
         """Bump the versions of ``user_ids``; False if Redis could not be reached."""
@@ -180,8 +187,8 @@ class AssignmentCache:
         try:
             with self.redis.pipeline(transaction=False) as pipe:
                 for user_id in set(user_ids):
-                    # No expiry: a version that restarted at 0 could meet old cached data.
-                    pipe.incr(self._version_key(user_id))
+                    # No expiry: a version that restarted at 0 could meet an old entry.
+                    pipe.incr(self._keys(user_id)[0])
                 pipe.execute()
         except _redis_errors():
             return False

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Response
 from flask.typing import ResponseReturnValue
+from flask.views import MethodView
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -79,53 +80,53 @@ def _authorize_change(actor: User, target: User, warehouse_id: int) -> None:
         )
 
 
-@blp.route("/warehouses/<int:warehouse_id>/users/<int:user_id>", methods=["PUT"])
-@blp.response(200, AssignmentSchema)
-@blp.alt_response(201, schema=AssignmentSchema, description="newly assigned")
-@rate_limited
-def assign_user(warehouse_id: int, user_id: int) -> ResponseReturnValue:
-    """Assign a user to a warehouse: 201 if new, 200 if it already was (idempotent).
+@blp.route("/warehouses/<int:warehouse_id>/users/<int:user_id>")
+class Membership(MethodView):
+    # One rule for both methods, so that an id too large for the database is a 404 for both.
+    decorators = [rate_limited]
 
-    Admins may assign anyone; managers may assign clerks to warehouses they are assigned to.
-    Unknown user or warehouse: 404.
-    """
-    actor = current_user()
-    session = db_session()
-    with session.begin():
-        target = _get(session, User, user_id, "user")
-        _get(session, Warehouse, warehouse_id, "warehouse")
-        _authorize_change(actor, target, warehouse_id)
-        created = assignments.assign(session, user_id, warehouse_id, actor.id)
-    assignments_changed([user_id])
-    with session.begin():
-        row = session.scalar(
-            select(WarehouseAssignment).where(
-                WarehouseAssignment.user_id == user_id,
-                WarehouseAssignment.warehouse_id == warehouse_id,
+    @blp.response(200, AssignmentSchema)
+    @blp.alt_response(201, schema=AssignmentSchema, description="newly assigned")
+    def put(self, warehouse_id: int, user_id: int) -> ResponseReturnValue:
+        """Assign a user to a warehouse: 201 if new, 200 if it already was (idempotent).
+
+        Admins may assign anyone; managers may assign clerks to warehouses they are assigned
+        to. Unknown user or warehouse: 404.
+        """
+        actor = current_user()
+        session = db_session()
+        with session.begin():
+            target = _get(session, User, user_id, "user")
+            _get(session, Warehouse, warehouse_id, "warehouse")
+            _authorize_change(actor, target, warehouse_id)
+            created = assignments.assign(session, user_id, warehouse_id, actor.id)
+        assignments_changed([user_id])
+        with session.begin():
+            row = session.scalar(
+                select(WarehouseAssignment).where(
+                    WarehouseAssignment.user_id == user_id,
+                    WarehouseAssignment.warehouse_id == warehouse_id,
+                )
             )
-        )
-        if row is None:  # removed again by a concurrent request
-            raise Problem(409, "conflict", "The assignment was removed concurrently.")
-        return _assignment_view(row, target), 201 if created else 200
+            if row is None:  # removed again by a concurrent request
+                raise Problem(409, "conflict", "The assignment was removed concurrently.")
+            return _assignment_view(row, target), 201 if created else 200
 
+    @blp.response(204)
+    def delete(self, warehouse_id: int, user_id: int) -> ResponseReturnValue:
+        """Remove a user from a warehouse; 204 whether or not it was assigned (idempotent).
 
-@blp.route("/warehouses/<int:warehouse_id>/users/<int:user_id>", methods=["DELETE"])
-@blp.response(204)
-@rate_limited
-def unassign_user(warehouse_id: int, user_id: int) -> ResponseReturnValue:
-    """Remove a user from a warehouse; 204 whether or not it was assigned (idempotent).
-
-    The change holds from the very next request (the cached lookup is invalidated first).
-    """
-    actor = current_user()
-    session = db_session()
-    with session.begin():
-        target = _get(session, User, user_id, "user")
-        _get(session, Warehouse, warehouse_id, "warehouse")
-        _authorize_change(actor, target, warehouse_id)
-        assignments.unassign(session, user_id, warehouse_id)
-    assignments_changed([user_id])
-    return Response(status=204)
+        The change holds from the very next request (the cached lookup is invalidated first).
+        """
+        actor = current_user()
+        session = db_session()
+        with session.begin():
+            target = _get(session, User, user_id, "user")
+            _get(session, Warehouse, warehouse_id, "warehouse")
+            _authorize_change(actor, target, warehouse_id)
+            assignments.unassign(session, user_id, warehouse_id)
+        assignments_changed([user_id])
+        return Response(status=204)
 
 
 def _assignment_view(row: WarehouseAssignment, user: User, warehouse: Any = None) -> dict:

@@ -168,7 +168,7 @@ def test_a_removed_assignment_holds_on_the_very_next_request(
     stock_url = f"/api/v1/warehouses/{warehouse}/stock"
     assert client.get(stock_url, headers=clerk.headers).status_code == 200
     cache = redis.Redis.from_url(REDIS_URL)
-    cached = list(cache.scan_iter(match=f"{settings.redis_prefix}assignments:{clerk.id}:*"))
+    cached = list(cache.scan_iter(match=f"{settings.redis_prefix}assignments:data:{clerk.id}"))
     assert cached, "the lookup was not cached in Redis"
     assert client.get(stock_url, headers=clerk.headers).status_code == 200  # from the cache
     assert client.delete(membership(warehouse, clerk.id), headers=admin.headers).status_code == 204
