@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Collection
 from functools import cached_property
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 from scrapers.extraction.availability import availability_from_schema, availability_from_text
@@ -32,6 +33,9 @@ _IMAGE_ATTR = re.compile(r"product|main|gallery|zoom|primary|featured|hero", re.
 _TITLE_SEPARATORS = re.compile(r"\s+(?:\||\u2013|\u2014|::|-)\s+")
 _REGION_TEXT_LIMIT = 4000
 _LONGEST_TITLE = 200
+_BLOCKS = etree.XPath(".//div | .//p | .//table | .//ul")
+_TITLE_TEXTS = etree.XPath("//title/text()")
+_IMAGES = etree.XPath("//img")
 _LABELLED_FIELDS = frozenset({"sku", "gtin", "mpn", "brand"})
 
 
@@ -192,13 +196,13 @@ def _marked(element: HtmlElement, pattern: re.Pattern[str]) -> bool:
 def _title_text(title: HtmlElement) -> str | None:
     """The heading's text; only its first words when unclosed tags made it swallow the page."""
     text = element_text(title)
-    if title.xpath(".//div | .//p | .//table | .//ul") or len(text) > _LONGEST_TITLE:
+    if _BLOCKS(title) or len(text) > _LONGEST_TITLE:
         text = collapse_whitespace(title.text or "") or text[:_LONGEST_TITLE]
     return text or None
 
 
 def _title_from_head(document: HtmlElement) -> str | None:
-    titles = document.xpath("//title/text()")
+    titles = _TITLE_TEXTS(document)
     if not titles:
         return None
     title = collapse_whitespace(titles[0])
@@ -208,7 +212,7 @@ def _title_from_head(document: HtmlElement) -> str | None:
 
 def _image(document: HtmlElement, base: str) -> str | None:
     """The first product-looking image outside the chrome and product grids."""
-    for image in document.xpath("//img"):
+    for image in _IMAGES(document):
         tokens = class_tokens(image) + class_tokens(image.getparent())
         looks_like_product = any(_IMAGE_ATTR.search(token) for token in tokens)
         if looks_like_product and not in_chrome(image) and not in_repeated_card(image):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 from scrapers.extraction.plain_text import element_text
@@ -23,6 +24,9 @@ _CART_TEXT = re.compile(
     r"|pre-?order|vorbestellen|précommander",
     re.IGNORECASE,
 )
+_LINKS = etree.XPath(".//a[@href]")
+_HEADINGS = etree.XPath("//h1")
+_CLICKABLES = etree.XPath("//button | //input[@type='submit'] | //a[@href]")
 _CART_ATTR = re.compile(r"add[-_ ]?to[-_ ]?(?:cart|basket|bag)|addtocart|buy[-_]?button|cart", re.I)
 
 
@@ -59,7 +63,7 @@ def in_repeated_card(element: HtmlElement, max_levels: int = 7) -> bool:
         if level >= max_levels or node.tag in ("body", "html"):
             return False
         parent = node.getparent()
-        if parent is None or not node.xpath(".//a[@href]"):
+        if parent is None or not _LINKS(node):
             continue
         twins = [s for s in parent if s.tag == node.tag and s.get("class") == node.get("class")]
         if len(twins) >= 3:
@@ -69,7 +73,7 @@ def in_repeated_card(element: HtmlElement, max_levels: int = 7) -> bool:
 
 def title_element(document: HtmlElement) -> HtmlElement | None:
     """The product's title: the first visible h1 with text outside the site chrome."""
-    for heading in document.xpath("//h1"):
+    for heading in _HEADINGS(document):
         if element_text(heading) and not in_chrome(heading) and not is_hidden(heading):
             return heading
     return None
@@ -78,7 +82,7 @@ def title_element(document: HtmlElement) -> HtmlElement | None:
 def cart_buttons(document: HtmlElement) -> list[HtmlElement]:
     """Buttons that put the product in a cart, outside grids and chrome."""
     buttons = []
-    for element in document.xpath("//button | //input[@type='submit'] | //a[@href]"):
+    for element in _CLICKABLES(document):
         text = element_text(element) or element.get("value") or ""
         attrs = " ".join([*class_tokens(element), element.get("name") or ""])
         says_cart = (_CART_TEXT.search(text) and len(text) < 40) or _CART_ATTR.search(attrs)

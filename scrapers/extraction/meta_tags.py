@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 from scrapers.extraction.availability import availability_from_schema
@@ -32,6 +33,8 @@ _ITEMPROP_NAMES = {
     "brand": ("brand",),
     "name": ("name",),
 }
+_LOOSE_ITEMPROPS = etree.XPath("//*[@itemprop][not(ancestor-or-self::*[@itemscope])]")
+_NAMED_METAS = etree.XPath("//meta[@name][@content]")
 
 
 def opengraph_fields(og: dict[str, str], page_url: str, base: str) -> dict[str, str | None]:
@@ -49,10 +52,10 @@ def meta_fields(document: HtmlElement, page_url: str) -> dict[str, str | None]:
     """Fields from `itemprop` attributes outside any itemscope, and `<meta name=...>` tags
     that mirror OpenGraph product properties."""
     by_name: dict[str, str] = {}
-    for element in document.xpath("//*[@itemprop][not(ancestor-or-self::*[@itemscope])]"):
+    for element in _LOOSE_ITEMPROPS(document):
         value = element.get("content") or element.get("href") or element.text_content()
         by_name.setdefault(element.get("itemprop"), collapse_whitespace(value or ""))
-    for element in document.xpath("//meta[@name][@content]"):
+    for element in _NAMED_METAS(document):
         by_name.setdefault(element.get("name"), element.get("content").strip())
     values = {name: _first(by_name, keys) for name, keys in _ITEMPROP_NAMES.items()}
     for name, keys in _OG_NAMES.items():

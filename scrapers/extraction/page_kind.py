@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import re
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 from scrapers.extraction.layout import class_tokens
 from scrapers.extraction.plain_text import collapse_whitespace
 
-# Markers only a bot-challenge page carries, wherever they appear.
+# Markers only a bot-challenge page carries, wherever they appear. Lower-case, matched against
+# the case-folded page: re.IGNORECASE over a whole page is several times slower.
 _CHALLENGE_MARKERS = re.compile(
     r"cf-challenge|cf_chl_opt|challenge-platform|/cdn-cgi/challenge|are you a robot|"
     r"are you human|verify you are (?:a )?human|unusual traffic|px-captcha|_incapsula_resource|"
-    r"bist du ein (?:mensch|roboter)|êtes-vous un robot",
-    re.IGNORECASE,
+    r"bist du ein (?:mensch|roboter)|êtes-vous un robot"
 )
 _CAPTCHA_WORD = re.compile(r"captcha|attention required|access denied|robot check", re.I)
 _ERROR_WORDS = re.compile(
@@ -27,11 +28,13 @@ _ERROR_WORDS = re.compile(
 _SHORT_PAGE = 1500
 _GRID_MINIMUM = 4
 _PRODUCT_CARD = re.compile(r"product|item|card|tile", re.I)
+_LINKS = etree.XPath(".//a[@href]")
+_TITLE_AND_HEADINGS = etree.XPath("//title//text() | //h1//text()")
 
 
 def challenge_reason(html: str, document: HtmlElement) -> str | None:
     """ "captcha" when the page is a bot check rather than the page asked for."""
-    if _CHALLENGE_MARKERS.search(html):
+    if _CHALLENGE_MARKERS.search(html.casefold()):
         return "captcha"
     heading = _title_and_headings(document)
     body_text = collapse_whitespace(document.text_content())
@@ -58,7 +61,7 @@ def product_grid_size(document: HtmlElement) -> int:
             for child in container
             if isinstance(child.tag, str)
             and any(_PRODUCT_CARD.search(token) for token in class_tokens(child))
-            and child.xpath(".//a[@href]")
+            and _LINKS(child)
             and re.search(r"\d", child.text_content())
         ]
         largest = max(largest, len(cards))
@@ -70,5 +73,5 @@ def looks_like_grid(document: HtmlElement) -> bool:
 
 
 def _title_and_headings(document: HtmlElement) -> str:
-    texts = document.xpath("//title//text() | //h1//text()")
+    texts = _TITLE_AND_HEADINGS(document)
     return collapse_whitespace(" ".join(texts))

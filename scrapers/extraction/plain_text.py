@@ -6,15 +6,17 @@ import html
 import re
 
 import lxml.html
+from lxml import etree
 from lxml.etree import ParserError
 from lxml.html import HtmlElement
 
-_WHITESPACE = re.compile(r"\s+")
 _LOOKS_LIKE_MARKUP = re.compile(r"<[a-zA-Z/!][^>]*>")
+_VISIBLE_TEXT = etree.XPath(".//text()[not(ancestor::script) and not(ancestor::style)]")
 
 
 def collapse_whitespace(text: str) -> str:
-    return _WHITESPACE.sub(" ", text).strip()
+    # str.split() splits on the same whitespace as the regex \s+, several times faster.
+    return " ".join(text.split())
 
 
 def html_to_text(value: object) -> str | None:
@@ -32,7 +34,4 @@ def html_to_text(value: object) -> str | None:
 
 def element_text(element: HtmlElement) -> str:
     """Visible text of an element, ignoring scripts and styles, with words kept apart."""
-    parts = [
-        node for node in element.xpath(".//text()[not(ancestor::script) and not(ancestor::style)]")
-    ]
-    return collapse_whitespace(" ".join(parts))
+    return collapse_whitespace(" ".join(_VISIBLE_TEXT(element)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
+from lxml import etree
 from lxml.html import HtmlElement
 from w3lib.url import canonicalize_url
 
@@ -15,9 +16,15 @@ _TRACKING_PARAMS = frozenset(
 )  # fmt: skip
 
 
+_BASE_HREFS = etree.XPath("//head/base/@href | //base/@href")
+_CANONICAL_HREFS = etree.XPath(
+    "//link[contains(concat(' ', normalize-space(@rel), ' '), ' canonical ')]/@href"
+)
+
+
 def base_url(document: HtmlElement, page_url: str) -> str:
     """The URL relative links resolve against: `<base href>` when present, else the page URL."""
-    for href in document.xpath("//head/base/@href | //base/@href"):
+    for href in _BASE_HREFS(document):
         if href.strip():
             return urljoin(page_url, href.strip())
     return page_url
@@ -46,9 +53,7 @@ def strip_tracking(url: str) -> str:
 
 def canonical_url(document: HtmlElement, page_url: str) -> str:
     """`<link rel=canonical>` made absolute, else the fetched URL canonicalised."""
-    for href in document.xpath(
-        "//link[contains(concat(' ', normalize-space(@rel), ' '), ' canonical ')]/@href"
-    ):
+    for href in _CANONICAL_HREFS(document):
         resolved = absolute_url(href, base_url(document, page_url))
         if resolved:
             return strip_tracking(resolved)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 from scrapers.extraction.currencies import currency_for_country
@@ -26,6 +27,7 @@ _MONEY = re.compile(
     r"|\d[\d.,'\u2019 ]*\s?(?:€|EUR|zł|kr|Kč|CHF|USD|GBP|PLN|SEK|DKK|NOK|£|\$|:-|,-)",
 )
 _MAX_PRICE_TEXT = 60
+_OWN_TEXTS = etree.XPath("text()")
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def _text_candidates(document: HtmlElement, page_url: str) -> list[PriceCandidat
     for element in document.iter():
         if not isinstance(element.tag, str) or element.tag in ("script", "style", "title"):
             continue
-        own_text = collapse_whitespace(" ".join(element.xpath("text()")))
+        own_text = collapse_whitespace(" ".join(_OWN_TEXTS(element)))
         match = _MONEY.search(own_text)
         if match and not _excluded(element) and len(own_text) <= _MAX_PRICE_TEXT * 2:
             price = parse_price(match.group(0), page_url=page_url)
