@@ -11,6 +11,7 @@ from typing import Any
 from flask import Response
 from flask.typing import ResponseReturnValue
 from sqlalchemy import Select, or_, select
+from sqlalchemy.orm import Session
 
 from models import Product, StockLevel, StockMovement, User, Warehouse
 from models.stock import (
@@ -30,8 +31,9 @@ from webapi.api import Blueprint
 from webapi.idempotency import REPLAYED_HEADER, idempotency_key, key_reused
 from webapi.pagination import Keyset, PageArgs, paginate
 from webapi.problems import Problem
+from webapi.replicas import session_for_read, wrote_recently
 from webapi.security import current_user
-from webapi.services import db_session, read_session, services
+from webapi.services import db_session, services
 from webapi.stock_schemas import (
     MAX_ID,
     AsyncArgs,
@@ -75,6 +77,11 @@ def problem_for(error: StockError) -> Problem:
             "available": error.available,
         }
     return Problem(_STATUS_BY_CODE.get(error.code, 422), error.code, str(error), **extensions)
+
+
+def _read_session(user: User) -> Session:
+    """A replica, unless the caller wrote moments ago (then the primary: read your writes)."""
+    return session_for_read(fresh=wrote_recently(user.id))
 
 
 def _movement_url(movement_id: int) -> str:
@@ -162,7 +169,7 @@ def _submit_batch(user: User, requests: list[MovementRequest], key: str | None) 
     return accepted(batch, _batch_url(batch.id), replayed=replayed)
 
 
-def _check_batch_references(session: Any, requests: list[MovementRequest]) -> None:
+def _check_batch_references(session: Session, requests: list[MovementRequest]) -> None:
     products, warehouses = missing_references(session, requests)
     errors = [
         {"field": f"movements.{index}.product_id", "message": f"no product {r.product_id}"}
@@ -200,7 +207,8 @@ def _visible_movements(query: Select[Any], visible: set[int] | None) -> Select[A
 @blp.response(200, MovementPage)
 def list_movements(args: dict[str, Any]) -> ResponseReturnValue:
     """Movements touching the caller's warehouses (all for admins), newest first."""
-    query = _visible_movements(select(StockMovement), visible_warehouse_ids(current_user()))
+    user = current_user()
+    query = _visible_movements(select(StockMovement), visible_warehouse_ids(user))
     if "product_id" in args:
         query = query.where(StockMovement.product_id == args["product_id"])
     if "warehouse_id" in args:
@@ -214,7 +222,7 @@ def list_movements(args: dict[str, Any]) -> ResponseReturnValue:
         query = query.where(StockMovement.created_at >= args["created_after"])
     if "created_before" in args:
         query = query.where(StockMovement.created_at < args["created_before"])
-    session = read_session()
+    session = _read_session(user)
     with session.begin():
         items, cursor = paginate(
             session, query, _NEWEST_FIRST, cursor=args["cursor"], limit=args["limit"]
@@ -226,9 +234,10 @@ def list_movements(args: dict[str, Any]) -> ResponseReturnValue:
 @blp.response(200, MovementSchema)
 def get_movement(movement_id: int) -> ResponseReturnValue:
     """One movement, if it touches one of the caller's warehouses (or for admins)."""
+    user = current_user()
     query = select(StockMovement).where(StockMovement.id == movement_id)
-    query = _visible_movements(query, visible_warehouse_ids(current_user()))
-    session = read_session()
+    query = _visible_movements(query, visible_warehouse_ids(user))
+    session = _read_session(user)
     with session.begin():
         movement = session.scalar(query) if movement_id <= MAX_ID else None
     if movement is None:
@@ -241,8 +250,9 @@ def get_movement(movement_id: int) -> ResponseReturnValue:
 @blp.response(200, LevelPage)
 def warehouse_stock(args: dict[str, Any], warehouse_id: int) -> ResponseReturnValue:
     """The stock levels of one warehouse, by product id (admins and assigned users)."""
-    visible = visible_warehouse_ids(current_user())
-    session = read_session()
+    user = current_user()
+    visible = visible_warehouse_ids(user)
+    session = _read_session(user)
     with session.begin():
         exists = warehouse_id <= MAX_ID and session.get(Warehouse, warehouse_id) is not None
         if not exists or (visible is not None and warehouse_id not in visible):
@@ -259,8 +269,9 @@ def warehouse_stock(args: dict[str, Any], warehouse_id: int) -> ResponseReturnVa
 @blp.response(200, LevelPage)
 def product_stock(args: dict[str, Any], product_id: int) -> ResponseReturnValue:
     """A product's stock level in each warehouse the caller may see, by warehouse id."""
-    visible = visible_warehouse_ids(current_user())
-    session = read_session()
+    user = current_user()
+    visible = visible_warehouse_ids(user)
+    session = _read_session(user)
     with session.begin():
         if product_id > MAX_ID or session.get(Product, product_id) is None:
             raise Problem(404, "not-found", f"No product {product_id}.")
