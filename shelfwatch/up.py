@@ -6,10 +6,13 @@ that what runs here is what runs in production, one process per part.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shlex
+import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from shelfwatch.config import Settings
 
@@ -18,6 +21,7 @@ from shelfwatch.config import Settings
 class Part:
     name: str
     argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def _python(*args: str) -> list[str]:
@@ -36,6 +40,10 @@ def flower_auth(settings: Settings) -> str | None:
         path.write_text(f"admin:{secrets.token_urlsafe(18)}")
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def metrics_folder(settings: Settings) -> Path:
+    return settings.prometheus_multiproc_dir or settings.resolved_data_dir / "prometheus"
 
 
 def plan(settings: Settings, *, parts: set[str] | None = None) -> list[Part]:
@@ -66,6 +74,8 @@ def plan(settings: Settings, *, parts: set[str] | None = None) -> list[Part]:
                 "--threads=4",
                 "--access-logfile=-",
             ),
+            # gunicorn workers add up their Prometheus counters in this folder.
+            env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_folder(settings))},
         ),
         Part("worker", _python("celery", "-A", "tasks", "worker", "--loglevel=INFO")),
         Part(
@@ -82,8 +92,12 @@ def run(settings: Settings, *, parts: set[str] | None = None) -> int:
     """Start every part and wait; Ctrl-C (or one part exiting) stops them all."""
     from honcho.manager import Manager
 
+    folder = metrics_folder(settings)
+    shutil.rmtree(folder, ignore_errors=True)  # counters of a previous run must not add up
+    folder.mkdir(parents=True, exist_ok=True)
     manager = Manager()
     for part in plan(settings, parts=parts):
-        manager.add_process(part.name, shlex.join(part.argv))
+        env = {**os.environ, **part.env} if part.env else None
+        manager.add_process(part.name, shlex.join(part.argv), env=env)
     manager.loop()
     return manager.returncode or 0

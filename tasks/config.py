@@ -87,5 +87,9 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "enable_utc": True,
         # Schedules live in the database (tasks/beat.py); beat re-reads them this often.
         "beat_scheduler": "tasks.beat:DatabaseScheduler",
+        # Events and remote control are broker-wide; namespaced like the queues so that two
+        # deployments (or test runs) sharing a broker do not see each other's tasks.
+        "event_exchange": settings.queue("celeryev"),
+        "control_exchange": settings.queue("celery"),
         "beat_max_loop_interval": settings.beat_poll_seconds,
     }
