@@ -1,0 +1,428 @@
+"""Stock movements per second at 16 concurrent clients vs pgbench TPC-B on the same database.
+
+One scratch PostgreSQL database holds both: pgbench's tables (``pgbench -i``) and ours
+(migrations), with --products x --warehouses stock levels of 1,000,000 each. Three runs, each
+--duration seconds with 16 clients:
+
+1. ``pgbench -c 16 -j 2 -T <duration>`` (built-in TPC-B: 3 updates, 1 select, 1 insert);
+2. domain level: 16 threads (split over --processes processes) calling
+   ``models.stock.apply_movement`` in a retrying transaction each (70 % transfers, 30 %
+   shipments, random product and warehouses) — the ledger's own cost with the Python driver;
+3. HTTP: ``POST /api/v1/stock-movements`` through gunicorn (--workers x --threads) driven by
+   wrk with 16 connections and a Lua script making the same mix, signed in as a manager
+   assigned to every warehouse (JWT check, assignment lookup cached in Redis, validation,
+   ledger write): the honest end-to-end figure.
+
+After each run every stock level is compared with the sum of its ledger (zero lost updates)
+and checked non-negative. Prints movements/s, the ratio to pgbench's TPS (target >= 0.3x) and
+the checks; drops the database and its Redis keys at the end.
+
+    python bench/stock_movements.py                 # about 2 minutes
+    python bench/stock_movements.py --duration 60 --skip-http
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import redis
+from psycopg import sql
+from sqlalchemy import text
+
+from models import MovementKind, Role, create_database
+from models.accounts import create_user
+from models.assignments import PairChange, apply_changes
+from models.stock import InsufficientStock, MovementRequest, apply_movement, retrying
+from models.warehouses import Warehouse
+from shelfwatch import migrate
+from shelfwatch.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_URL = "postgresql://127.0.0.1:5432/test"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+CLIENTS = 16
+START_QUANTITY = 1_000_000
+PASSWORD = "bench password 1234"  # noqa: S105 - a scratch account on a scratch database
+EMAIL = "stock-bench@example.com"
+
+LUA = """
+local products = tonumber(os.getenv("BENCH_PRODUCTS"))
+local warehouses = tonumber(os.getenv("BENCH_WAREHOUSES"))
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_TOKEN")
+function init(args)
+  math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+end
+function request()
+  local p = math.random(1, products)
+  local a = math.random(1, warehouses)
+  local b = math.random(1, warehouses - 1)
+  if b >= a then b = b + 1 end
+  local body
+  if math.random() < 0.7 then
+    body = string.format('{"kind":"transfer","product_id":%d,"from_warehouse_id":%d,'
+      .. '"to_warehouse_id":%d,"quantity":%d}', p, a, b, math.random(1, 5))
+  else
+    body = string.format('{"kind":"shipment","product_id":%d,"from_warehouse_id":%d,'
+      .. '"quantity":%d}', p, a, math.random(1, 3))
+  end
+  return wrk.format(nil, nil, nil, body)
+end
+"""
+
+
+@dataclass
+class Figure:
+    label: str
+    per_second: float
+    detail: str
+
+
+@contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=f"{name}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+
+
+def prepare(settings: Settings, products: int, warehouses: int) -> int:
+    """Schema, a manager assigned everywhere, products and full stock; the manager's id."""
+    migrate.upgrade(settings)
+    db = create_database(settings)
+    with db.transaction() as session:
+        user = create_user(session, EMAIL, PASSWORD, Role.MANAGER)
+        session.add_all(Warehouse(code=f"W{i}", name=f"W{i}") for i in range(1, warehouses + 1))
+        session.flush()
+        user_id = user.id
+        apply_changes(
+            session, [PairChange(user_id, w, "assign") for w in range(1, warehouses + 1)], None
+        )
+    with db.primary.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO products (owner_id, sku, name, price, currency, created_at,"
+                " updated_at) SELECT :u, 'SKU-' || g, 'P' || g, 1, 'EUR', now(), now()"
+                " FROM generate_series(1, :n) AS g"
+            ),
+            {"u": user_id, "n": products},
+        )
+    with db.transaction() as session:
+        for product in range(1, products + 1):
+            for warehouse in range(1, warehouses + 1):
+                receipt = MovementRequest(
+                    MovementKind.RECEIPT, product, START_QUANTITY, to_warehouse_id=warehouse
+                )
+                apply_movement(session, receipt, user_id)
+    db.dispose()
+    return user_id
+
+
+def run_pgbench(database: str, duration: int, scale: int) -> Figure:
+    subprocess.run(
+        ["pgbench", "-i", "-q", "-s", str(scale), "-h", "127.0.0.1", database],
+        check=True,
+        capture_output=True,
+    )
+    output = subprocess.run(
+        [
+            "pgbench",
+            "-c",
+            str(CLIENTS),
+            "-j",
+            "2",
+            "-T",
+            str(duration),
+            "-h",
+            "127.0.0.1",
+            database,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", output).group(1))
+    return Figure("pgbench TPC-B", tps, f"-c16 -j2, scale {scale}")
+
+
+def random_movement(rng: random.Random, products: int, warehouses: int) -> MovementRequest:
+    product = rng.randint(1, products)
+    source, target = rng.sample(range(1, warehouses + 1), 2)
+    if rng.random() < 0.7:
+        return MovementRequest(
+            MovementKind.TRANSFER,
+            product,
+            rng.randint(1, 5),
+            from_warehouse_id=source,
+            to_warehouse_id=target,
+        )
+    return MovementRequest(
+        MovementKind.SHIPMENT, product, rng.randint(1, 3), from_warehouse_id=source
+    )
+
+
+def domain_worker(
+    settings_json: str,
+    user_id: int,
+    threads: int,
+    products: int,
+    warehouses: int,
+    deadline: float,
+    counts: multiprocessing.Queue,
+) -> None:
+    db = create_database(Settings.model_validate_json(settings_json))
+    done: list[tuple[int, int]] = []
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        applied = refused = 0
+        while time.monotonic() < deadline:
+            movement = random_movement(rng, products, warehouses)
+            try:
+                retrying(db.session, lambda s, m=movement: apply_movement(s, m, user_id))
+                applied += 1
+            except InsufficientStock:
+                refused += 1
+        done.append((applied, refused))
+
+    pool = [threading.Thread(target=client, args=(os.getpid() * 100 + i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    db.dispose()
+    counts.put((sum(a for a, _ in done), sum(r for _, r in done)))
+
+
+def run_domain(settings: Settings, user_id: int, args: argparse.Namespace) -> Figure:
+    counts: multiprocessing.Queue = multiprocessing.Queue()
+    start = time.monotonic()
+    deadline = start + args.duration
+    per_process = CLIENTS // args.processes
+    workers = [
+        multiprocessing.Process(
+            target=domain_worker,
+            args=(
+                settings.model_dump_json(),
+                user_id,
+                per_process,
+                args.products,
+                args.warehouses,
+                deadline,
+                counts,
+            ),
+        )
+        for _ in range(args.processes)
+    ]
+    for worker in workers:
+        worker.start()
+    results = [counts.get(timeout=args.duration + 60) for _ in workers]
+    for worker in workers:
+        worker.join()
+    applied = sum(a for a, _ in results)
+    refused = sum(r for _, r in results)
+    detail = f"{args.processes} processes x {per_process} threads; {refused} refused (409)"
+    return Figure("domain apply_movement", applied / args.duration, detail)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "webapi:create_app()",
+            f"--bind=127.0.0.1:{port}",
+            f"--workers={workers}",
+            f"--threads={threads}",
+            f"--chdir={ROOT}",
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            if server.poll() is not None:
+                raise RuntimeError(server.stderr.read().decode() if server.stderr else "exited")
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1)  # noqa: S310 - 127.0.0.1
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield base
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def login(base: str) -> str:
+    request = urllib.request.Request(  # noqa: S310 - 127.0.0.1
+        base + "/api/v1/auth/login",
+        data=json.dumps({"email": EMAIL, "password": PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+        return json.load(answer)["access_token"]
+
+
+def run_http(env: dict[str, str], args: argparse.Namespace) -> Figure:
+    with gunicorn(env, args.workers, args.threads) as base, tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "movements.lua"
+        script.write_text(LUA)
+        wrk_env = {
+            **os.environ,
+            "BENCH_TOKEN": login(base),
+            "BENCH_PRODUCTS": str(args.products),
+            "BENCH_WAREHOUSES": str(args.warehouses),
+        }
+        url = base + "/api/v1/stock-movements"
+        command = ["wrk", "-t2", f"-c{CLIENTS}", "--latency", "-s", str(script)]
+        subprocess.run([*command, "-d2s", url], check=True, capture_output=True, env=wrk_env)
+        output = subprocess.run(
+            [*command, f"-d{args.duration}s", url],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=wrk_env,
+        ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    p99 = re.search(r"\s99%\s+([\d.]+\w+)", output).group(1)
+    detail = (
+        f"gunicorn {args.workers}x{args.threads}, wrk -c16; p99 {p99}; "
+        f"non-2xx (409 insufficient) {non_2xx.group(1) if non_2xx else 0}"
+    )
+    return Figure("HTTP POST /stock-movements", rate, detail)
+
+
+def check_ledger(database_url: str) -> tuple[int, int, int]:
+    """(levels differing from their ledger sum, negative levels, ledger rows)."""
+    with psycopg.connect(database_url) as connection:
+        differing = connection.execute(
+            "WITH moves AS ("
+            " SELECT product_id, to_warehouse_id AS warehouse_id, quantity AS delta"
+            " FROM stock_movements WHERE to_warehouse_id IS NOT NULL"
+            " UNION ALL SELECT product_id, from_warehouse_id, -quantity"
+            " FROM stock_movements WHERE from_warehouse_id IS NOT NULL),"
+            " ledger AS (SELECT product_id, warehouse_id, sum(delta) AS quantity"
+            " FROM moves GROUP BY 1, 2)"
+            " SELECT count(*) FROM stock_levels l FULL JOIN ledger g"
+            " USING (product_id, warehouse_id)"
+            " WHERE coalesce(l.quantity, 0) <> coalesce(g.quantity, 0)"
+        ).fetchone()[0]
+        negative = connection.execute(
+            "SELECT count(*) FROM stock_levels WHERE quantity < 0"
+        ).fetchone()[0]
+        rows = connection.execute("SELECT count(*) FROM stock_movements").fetchone()[0]
+    return differing, negative, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=20, help="seconds per run")
+    parser.add_argument("--products", type=int, default=100)
+    parser.add_argument("--warehouses", type=int, default=4)
+    parser.add_argument("--pgbench-scale", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=2, choices=[1, 2, 4, 8, 16])
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=8, help="gunicorn threads per worker")
+    parser.add_argument("--skip-domain", action="store_true")
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+    name = f"bench_stock_{uuid.uuid4().hex[:8]}"
+    secret = uuid.uuid4().hex * 2
+    figures, checks = [], []
+    with scratch_database(name) as url:
+        settings = Settings(
+            mode="production",
+            database_url=url,
+            redis_url=REDIS_URL,
+            redis_prefix=f"{name}:",
+            secret_key=secret,
+            log_level="WARNING",
+        )
+        user_id = prepare(settings, args.products, args.warehouses)
+        figures.append(run_pgbench(name, args.duration, args.pgbench_scale))
+        runs = []
+        if not args.skip_domain:
+            runs.append(lambda: run_domain(settings, user_id, args))
+        if not args.skip_http:
+            env = {
+                "SHELFWATCH_MODE": "production",
+                "DATABASE_URL": url,
+                "REDIS_URL": REDIS_URL,
+                "BROKER_URL": REDIS_URL,
+                "REDIS_PREFIX": f"{name}:",
+                "QUEUE_NAMESPACE": f"{name}.",
+                "SECRET_KEY": secret,
+                "LOG_LEVEL": "WARNING",
+            }
+            runs.append(lambda: run_http(env, args))
+        for run in runs:
+            figures.append(run())
+            checks.append((figures[-1].label, *check_ledger(url)))
+    report(figures, checks)
+
+
+def report(figures: list[Figure], checks: list[tuple[str, int, int, int]]) -> None:
+    baseline = figures[0].per_second
+    print(f"\n{CLIENTS} concurrent clients, same PostgreSQL database; target >= 0.3x pgbench")
+    print(f"{'run':<28} {'per second':>11} {'vs pgbench':>11}  detail")
+    for figure in figures:
+        ratio = figure.per_second / baseline
+        print(f"{figure.label:<28} {figure.per_second:>11.0f} {ratio:>10.2f}x  {figure.detail}")
+    print("\nlost-update check after each run (levels vs ledger sums):")
+    for label, differing, negative, rows in checks:
+        verdict = "OK" if differing == 0 and negative == 0 else "FAILED"
+        print(
+            f"  {label:<28} {differing} levels differ from the ledger, {negative} negative,"
+            f" {rows} ledger rows: {verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()
