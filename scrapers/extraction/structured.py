@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 
-from extruct.opengraph import OpenGraphExtractor
 from extruct.rdfa import RDFaExtractor
-from extruct.uniform import _umicrodata_microformat, _uopengraph
+from extruct.uniform import _umicrodata_microformat
 from extruct.utils import parse_xmldom_html
 from extruct.w3cmicrodata import MicrodataExtractor
 from lxml import etree
@@ -21,14 +21,18 @@ logger = logging.getLogger(__name__)
 
 _SCHEMA_CONTEXT = "http://schema.org"
 _JSONLD_SCRIPTS = etree.XPath("//script[contains(translate(@type, 'LDJSON', 'ldjson'), 'ld+json')]")
-_MICRODATA_ITEM = etree.XPath("boolean(//*[@itemscope])")
+_MICRODATA_ITEM = etree.XPath("boolean(//@itemscope)")
 # compact_rdfa keeps only typed nodes, and a node gets a type from `typeof` (or, rarely, from an
 # explicit rdf:type property): without either, pyRdfa's whole graph would be thrown away.
 _RDFA_TYPED = etree.XPath(
-    "boolean(//*[@typeof] | //*[contains(@property, 'rdf:type') or contains(@rel, 'rdf:type')"
-    " or contains(@property, 'rdf-syntax-ns#type') or contains(@rel, 'rdf-syntax-ns#type')])"
+    "boolean(//@typeof"
+    " | //@property[contains(., 'rdf:type') or contains(., 'rdf-syntax-ns#type')]"
+    " | //@rel[contains(., 'rdf:type') or contains(., 'rdf-syntax-ns#type')])"
 )
-_OPENGRAPH_TAG = etree.XPath("boolean(//head/meta[@property][@content])")
+_HEADS = etree.XPath("//head")
+_HEAD_METAS = etree.XPath("meta[@property][@content]")
+_PREFIX = re.compile(r"\s*(\w+):\s*([^\s]+)")
+_OPENGRAPH_PREFIXES = frozenset({"og", "music", "video", "article", "book", "profile", "product"})
 
 
 @dataclass
@@ -47,12 +51,12 @@ def read_structured_data(html: str, document: HtmlElement, base: str) -> Structu
     by far the most expensive step). Only RDFa needs its own parse (extruct's DOM-like tree).
     """
     # extruct's own JSON-LD reader drops a whole script on the first syntax error, so JSON-LD
-    # goes through our lenient parser; the other syntaxes come from extruct in uniform shape.
+    # goes through our lenient parser; microdata and RDFa come from extruct in uniform shape.
     return StructuredData(
         jsonld=read_jsonld(document),
         microdata=_read_microdata(document, base) if _MICRODATA_ITEM(document) else [],
         rdfa=_read_rdfa(html, base) if _RDFA_TYPED(document) else [],
-        opengraph=_read_opengraph(document) if _OPENGRAPH_TAG(document) else {},
+        opengraph=read_opengraph(document),
     )
 
 
@@ -83,23 +87,24 @@ def _read_rdfa(html: str, base: str) -> list[dict]:
         return []
 
 
-def _read_opengraph(document: HtmlElement) -> dict[str, str]:
-    try:
-        groups = _uopengraph(list(OpenGraphExtractor().extract_items(document)))
-    except Exception:  # as above
-        logger.exception("OpenGraph extraction failed")
-        return {}
-    return _merge_opengraph(groups)
+def read_opengraph(document: HtmlElement) -> dict[str, str]:
+    """OpenGraph properties of `<head>`'s meta tags, the first non-blank value of each.
 
-
-def _merge_opengraph(groups: list[dict]) -> dict[str, str]:
-    """One flat mapping of OpenGraph properties; the first occurrence of a property wins."""
+    Read as extruct's OpenGraphExtractor reads them (properties in the OpenGraph namespaces or
+    in prefixes the page declares), without its per-call XPath compilation.
+    """
     merged: dict[str, str] = {}
-    for group in groups:
-        for key, value in group.items():
-            if key.startswith("@"):
-                continue
-            first = value[0] if isinstance(value, list) and value else value
-            if isinstance(first, str) and first.strip():
-                merged.setdefault(key, first.strip())
+    for head in _HEADS(document):
+        declared = _declared_prefixes(head)
+        for meta in _HEAD_METAS(head):
+            prefix = meta.get("property").partition(":")[0]
+            value = meta.get("content").strip()
+            if value and (prefix in _OPENGRAPH_PREFIXES or prefix in declared):
+                merged.setdefault(meta.get("property"), value)
     return merged
+
+
+def _declared_prefixes(head: HtmlElement) -> set[str]:
+    html = head.getparent()
+    elements = [html, head] if html is not None and html.tag == "html" else [head]
+    return {name for e in elements for name, _ in _PREFIX.findall(e.get("prefix", ""))}

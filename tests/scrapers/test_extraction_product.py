@@ -197,6 +197,16 @@ def test_opengraph_product_tags() -> None:
     assert item.sources["price"] == "opengraph"
 
 
+def test_og_type_product_makes_og_title_the_name_without_an_og_price() -> None:
+    head = """<meta property="og:type" content="product">
+    <meta property="og:site_name" content="Velo">
+    <meta property="og:title" content="Bottle Cage | Velo">"""
+    body = '<div class="price">€9.90</div>'
+    item = _item(_page(head, body))
+    assert (item.name, item.price) == ("Bottle Cage", "9.90")
+    assert item.sources["name"] == "opengraph"
+
+
 def test_loose_itemprop_meta_tags() -> None:
     body = """<h1>Wallet</h1><meta itemprop="price" content="55.00">
     <meta itemprop="priceCurrency" content="EUR"><meta itemprop="sku" content="LW-1">"""
