@@ -11,7 +11,9 @@ from lxml.etree import ParserError
 from lxml.html import HtmlElement
 
 _LOOKS_LIKE_MARKUP = re.compile(r"<[a-zA-Z/!][^>]*>")
-_VISIBLE_TEXT = etree.XPath(".//text()[not(ancestor::script) and not(ancestor::style)]")
+# The HTML parser keeps a script's or style's content as one text child, never elements, so
+# checking the parent is enough (and about twice as fast as checking every ancestor).
+_VISIBLE_TEXT = etree.XPath(".//text()[not(parent::script) and not(parent::style)]")
 
 
 def collapse_whitespace(text: str) -> str:
