@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from models import Database, Role
 from shelfwatch.config import Settings
+from tasks.app import create_celery_app
 from tests.conftest import Account
 from tests.inventory_factories import (
     levels_and_ledger,
@@ -470,3 +471,21 @@ def test_stock_level_listings(
 def test_movements_need_a_token(client: FlaskClient, room: Stockroom) -> None:
     assert client.get(URL).status_code == 401
     assert client.post(URL, json=receipt(room, room.w1, 1)).status_code == 401
+
+
+def test_batch_idempotency_key(
+    client: FlaskClient, admin: Account, room: Stockroom, settings: Settings
+) -> None:
+    url = f"{URL}/batch"
+    body = {"movements": [receipt(room, room.w1, 2), receipt(room, room.w2, 3)]}
+    headers = {**admin.headers, "Idempotency-Key": "nightly-1"}
+    first = client.post(url, json=body, headers=headers)
+    again = client.post(url, json=body, headers=headers)
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert again.json["id"] == first.json["id"]
+    assert again.headers["Location"] == first.headers["Location"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    other = client.post(url, json={"movements": body["movements"][:1]}, headers=headers)
+    assert other.status_code == 422
+    assert other.json["type"] == "/problems/idempotency-key-reused"
+    create_celery_app(settings).control.purge()  # no worker in this test
