@@ -62,6 +62,15 @@ class CrawlHandle:
 
             deferred_from_coro(self.crawler.stop_async()).addErrback(_log_failure)
 
+    def stats_so_far(self) -> dict[str, Any]:
+        """A copy of the running crawl's stats, taken from another thread (retried on a race)."""
+        for _ in range(5):
+            try:
+                return dict(self.crawler.stats.get_stats()) if self.crawler is not None else {}
+            except RuntimeError:  # the reactor thread changed the dict while it was copied
+                continue
+        return {}
+
     def _ended(self, crash: str | None) -> None:
         stats = _stats_of(self.crawler)
         self.result = CrawlResult(stats, stats.get("finish_reason"), crash)
@@ -121,6 +130,12 @@ class ReactorThread:
         self.reactor.callFromThread(self._crawl, handle, spider_cls, settings, spider_kwargs)
         return handle
 
+    def crawler_runner(self) -> CrawlerRunner:
+        """The process's runner (call on the reactor thread)."""
+        if self.runner is None:
+            self.runner = CrawlerRunner({"TWISTED_REACTOR": REACTOR})
+        return self.runner
+
     def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run ``function`` on the reactor thread and wait for its result."""
         from twisted.internet.threads import blockingCallFromThread
@@ -135,10 +150,8 @@ class ReactorThread:
         spider_kwargs: dict[str, Any],
     ) -> None:
         try:
-            if self.runner is None:
-                self.runner = CrawlerRunner({"TWISTED_REACTOR": REACTOR})
             handle.crawler = Crawler(spider_cls, settings)
-            deferred = self.runner.crawl(handle.crawler, **spider_kwargs)
+            deferred = self.crawler_runner().crawl(handle.crawler, **spider_kwargs)
         except Exception as error:  # a broken spider or setting fails its crawl, not the worker
             log.exception("crawl of %s could not start", spider_cls.__name__)
             handle._ended(f"{type(error).__name__}: {error}")

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     scrape_max_attempts: int = 3
     # Queued chunks not started after this long are sent again (a lost message).
     scrape_redispatch_seconds: int = 900
+    # Chunks of at most this many URLs (product spider, no arguments or max_age) join the
+    # worker's long-lived batch crawl instead of starting a crawl of their own (0: never).
+    scrape_batch_max_urls: int = 10
+    # A batch crawl takes new chunks this long, then closes when idle (robots.txt TTL).
+    scrape_batch_crawl_seconds: int = 300
     # How soon beat notices schedule changes made in the database (its longest sleep).
     beat_poll_seconds: float = 5.0
     # The per-product schedule that scrapes a product's watched market URLs.

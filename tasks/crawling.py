@@ -19,6 +19,7 @@ from models.jobs import ClaimedChunk, cancel_requested, heartbeat
 from scrapers.runner import CrawlHandle, ReactorThread
 from scrapers.settings import build_crawler_settings
 from shelfwatch.config import Settings
+from tasks.batch_crawl import BatchCrawl, ChunkHandle
 from tasks.crawl_stats import chunk_stats
 from tasks.worker_storage import worker_storage
 
@@ -67,6 +68,33 @@ def spider_class(name: str, spiders: Mapping[str, type] | None = None) -> type:
         raise SpiderUnknown(f"no spider named {name!r} on this worker") from None
 
 
+def worker_crawler_settings(
+    settings: Settings, db: Database, chunk: ClaimedChunk | None = None
+) -> dict[str, Any]:
+    """Scrapy settings of a crawl in this worker (of ``chunk``, or of the batch crawl)."""
+    crawler_settings = build_crawler_settings(
+        settings,
+        job_id=chunk.job_id if chunk else None,
+        max_age=chunk.max_age if chunk else None,
+        extra=chunk.job_settings if chunk else None,
+    )
+    crawler_settings.update(worker_storage(crawler_settings["ITEM_PIPELINES"], db))
+    return crawler_settings
+
+
+def batchable(chunk: ClaimedChunk, spider_cls: type, settings: Settings) -> bool:
+    """Whether the chunk may join the batch crawl: few URLs, plain ``product`` spider."""
+    from scrapers.spiders.product import ProductSpider
+
+    return (
+        spider_cls is ProductSpider
+        and 0 < len(chunk.urls) <= settings.scrape_batch_max_urls
+        and not chunk.args
+        and not chunk.job_settings
+        and chunk.max_age is None
+    )
+
+
 def crawl_chunk(
     chunk: ClaimedChunk,
     *,
@@ -74,19 +102,27 @@ def crawl_chunk(
     db: Database,
     spider_cls: type,
     limits: Limits,
+    batch: BatchCrawl | None = None,
 ) -> ChunkOutcome:
-    """Crawl the chunk's URLs; returns how the chunk ended (never raises for a bad crawl)."""
-    crawler_settings = build_crawler_settings(
-        settings, job_id=chunk.job_id, max_age=chunk.max_age, extra=chunk.job_settings
-    )
-    crawler_settings.update(worker_storage(crawler_settings["ITEM_PIPELINES"], db))
-    spider_kwargs = {**chunk.args, "urls": " ".join(chunk.urls)}
-    handle = ReactorThread.get().start_crawl(spider_cls, crawler_settings, spider_kwargs)
+    """Crawl the chunk's URLs; returns how the chunk ended (never raises for a bad crawl).
+
+    With ``batch``, a small chunk joins the worker's batch crawl instead of starting its own.
+    """
+    handle: CrawlHandle | ChunkHandle
+    if batch is not None and batchable(chunk, spider_cls, settings):
+        handle = batch.join(chunk)
+    else:
+        spider_kwargs = {**chunk.args, "urls": " ".join(chunk.urls)}
+        handle = ReactorThread.get().start_crawl(
+            spider_cls, worker_crawler_settings(settings, db, chunk), spider_kwargs
+        )
     stop_reason = _watch(handle, chunk, db, limits)
     return _outcome(handle, stop_reason, limits)
 
 
-def _watch(handle: CrawlHandle, chunk: ClaimedChunk, db: Database, limits: Limits) -> str | None:
+def _watch(
+    handle: CrawlHandle | ChunkHandle, chunk: ClaimedChunk, db: Database, limits: Limits
+) -> str | None:
     """Wait for the crawl; returns why it was stopped early, if it was.
 
     A cancelled (or lost) crawl gets ``ABANDON_GRACE_SECONDS`` to close; then it is left to
@@ -130,9 +166,11 @@ def _why_stop(
     return "soft_time_limit" if elapsed >= limits.soft_seconds else None
 
 
-def _outcome(handle: CrawlHandle, stop_reason: str | None, limits: Limits) -> ChunkOutcome:
+def _outcome(
+    handle: CrawlHandle | ChunkHandle, stop_reason: str | None, limits: Limits
+) -> ChunkOutcome:
     result = handle.result
-    stats = chunk_stats(result.stats if result is not None else _stats_so_far(handle))
+    stats = chunk_stats(result.stats if result is not None else handle.stats_so_far())
     if result is None and stop_reason == "hard_time_limit":
         error = f"hard time limit ({limits.hard_seconds:g}s) reached; crawl abandoned"
         return ChunkOutcome(JobStatus.FAILED, stats, error)
@@ -144,14 +182,3 @@ def _outcome(handle: CrawlHandle, stop_reason: str | None, limits: Limits) -> Ch
         error = f"soft time limit ({limits.soft_seconds:g}s) reached; crawl closed early"
         return ChunkOutcome(JobStatus.PARTIAL, stats, error)
     return ChunkOutcome(JobStatus.SUCCEEDED, stats)
-
-
-def _stats_so_far(handle: CrawlHandle) -> dict[str, Any]:
-    """A copy of a running crawl's stats, taken from another thread (retried on a race)."""
-    crawler = handle.crawler
-    for _ in range(5):
-        try:
-            return dict(crawler.stats.get_stats()) if crawler is not None else {}
-        except RuntimeError:  # the reactor thread changed the dict while it was copied
-            continue
-    return {}

@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery, Task
 from celery.signals import worker_process_init, worker_ready
@@ -30,6 +30,9 @@ from tasks.app import context
 from tasks.context import TaskContext
 from tasks.dispatch import RUN_CHUNK, RUN_JOB, send_chunks
 from tasks.product_cache import invalidate_scraped_products
+
+if TYPE_CHECKING:
+    from tasks.batch_crawl import BatchCrawl
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,7 @@ def run_chunk_body(app: Celery, chunk_id: int, worker: str) -> str:
             db=ctx.db,
             spider_cls=spider_cls,
             limits=Limits.from_settings(ctx.settings),
+            batch=batch_crawl(app) if ctx.settings.scrape_batch_max_urls > 0 else None,
         )
     except LookupError as error:
         outcome = ChunkOutcome(JobStatus.FAILED, {}, str(error))
@@ -115,6 +119,26 @@ def run_chunk_body(app: Celery, chunk_id: int, worker: str) -> str:
         f"; job {final.value}" if final else "",
     )
     return outcome.status.value
+
+
+_batch_lock = threading.Lock()
+
+
+def batch_crawl(app: Celery) -> BatchCrawl:
+    """This worker process's batch crawl (created on first use, in the process that uses it)."""
+    from tasks.batch_crawl import BatchCrawl
+    from tasks.crawling import worker_crawler_settings
+
+    with _batch_lock:
+        batch = getattr(app, "shelfwatch_batch", None)
+        if batch is None or batch.pid != os.getpid():
+            ctx = context(app)
+            batch = BatchCrawl(
+                worker_crawler_settings(ctx.settings, ctx.db),
+                lifetime_seconds=ctx.settings.scrape_batch_crawl_seconds,
+            )
+            app.shelfwatch_batch = batch  # type: ignore[attr-defined]
+        return batch
 
 
 def recover(app: Celery) -> int:
