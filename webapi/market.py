@@ -38,11 +38,12 @@ from tasks.product_cache import generation_key
 from webapi.api import Blueprint
 from webapi.caching import CachedBody, VersionedCache, json_response
 from webapi.problems import Problem
-from webapi.schedules import ScheduleSchema, check_spider_request
+from webapi.schedules import ScheduleSchema
 from webapi.scrape_schemas import price_text
 from webapi.scraped_products import ObservationSchema
 from webapi.security import current_user, require_role
 from webapi.services import db_session, services
+from webapi.spider_requests import check_spider_request
 
 blp = Blueprint(
     "market",

@@ -79,6 +79,12 @@ class Problem(Exception):
         return body
 
 
+def invalid_field(field: str, message: str) -> Problem:
+    """A 400 validation problem naming one field, for checks beyond the schema's."""
+    errors = [{"field": field, "message": message}]
+    return Problem(400, "validation-error", "The request is invalid.", errors=errors)
+
+
 class ProblemSchema(Schema):
     """The documented shape of every error answer."""
 

@@ -28,13 +28,13 @@ from models.schedules import (
     resume_schedule,
     update_schedule,
 )
-from webapi import spider_catalog
 from webapi.api import Blueprint
 from webapi.pagination import Keyset, PageArgs, page_schema, paginate
-from webapi.problems import Problem
+from webapi.problems import Problem, invalid_field
 from webapi.scrape_jobs import MAX_URLS
 from webapi.security import current_user, require_role
-from webapi.services import db_session, services
+from webapi.services import db_session
+from webapi.spider_requests import check_spider_request
 
 blp = Blueprint(
     "scrape_schedules",
@@ -117,38 +117,13 @@ class ScheduleFilter(PageArgs):
 SchedulePage = page_schema(ScheduleSchema, "ScrapeSchedulePage")
 
 
-def _bad_field(field: str, message: str) -> Problem:
-    errors = [{"field": field, "message": message}]
-    return Problem(400, "validation-error", "The request is invalid.", errors=errors)
-
-
-def check_spider_request(spider: str, urls: list[str], args: dict[str, Any]) -> None:
-    """The scrape-jobs checks: known spider, valid args, no URL the SSRF guard refuses."""
-    if spider not in spider_catalog.spider_names():
-        raise _bad_field("spider", f"unknown spider; one of {spider_catalog.spider_names()}")
-    try:
-        spider_catalog.validate_args(spider, args, urls)
-    except spider_catalog.SpiderArgsInvalid as error:
-        raise _bad_field(error.field, error.message) from None
-    refused = spider_catalog.refused_url(urls, services().settings.ssrf_allowed_networks)
-    if refused is not None:
-        index, url, reason = refused
-        raise Problem(
-            422,
-            "url-refused",
-            f"The URL {url} may not be crawled: {reason}.",
-            errors=[{"field": f"urls.{index}", "message": reason}],
-            url=url,
-        )
-
-
 @contextmanager
 def _schedule_errors() -> Iterator[None]:
     """The domain's refusals as problems, in one place."""
     try:
         yield
     except InvalidTiming as error:
-        raise _bad_field(error.field, error.message) from None
+        raise invalid_field(error.field, error.message) from None
     except WatchManagedSchedule:
         raise Problem(
             409,

@@ -22,6 +22,7 @@ from webapi.problems import Problem
 from webapi.scrape_schemas import ScrapedItemSchema
 from webapi.security import current_user
 from webapi.services import db_session, read_session, services
+from webapi.spider_requests import check_spider_request
 from webapi.submit_limit import check_submit_rate
 
 blp = Blueprint(
@@ -84,30 +85,6 @@ _NEWEST_FIRST = Keyset((ScrapeJob.created_at, ScrapeJob.id), descending=True)
 _BY_ID = Keyset((ScrapedProduct.id,))
 
 
-def _bad_field(field: str, message: str) -> Problem:
-    errors = [{"field": field, "message": message}]
-    return Problem(400, "validation-error", "The request is invalid.", errors=errors)
-
-
-def _check_submission(body: dict[str, Any]) -> None:
-    if body["spider"] not in spider_catalog.spider_names():
-        raise _bad_field("spider", f"unknown spider; one of {spider_catalog.spider_names()}")
-    try:
-        spider_catalog.validate_args(body["spider"], body["args"], body["urls"])
-    except spider_catalog.SpiderArgsInvalid as error:
-        raise _bad_field(error.field, error.message) from None
-    refused = spider_catalog.refused_url(body["urls"], services().settings.ssrf_allowed_networks)
-    if refused is not None:
-        index, url, reason = refused
-        raise Problem(
-            422,
-            "url-refused",
-            f"The URL {url} may not be crawled: {reason}.",
-            errors=[{"field": f"urls.{index}", "message": reason}],
-            url=url,
-        )
-
-
 @blp.route("/scrape-jobs", methods=["POST"])
 @blp.arguments(JobCreate)
 @blp.response(202, JobSchema)
@@ -115,7 +92,7 @@ def submit_job(body: dict[str, Any]) -> ResponseReturnValue:
     """Request a scrape: 202 with the queued job and its ``Location``."""
     user = current_user()
     check_submit_rate(user.id)
-    _check_submission(body)
+    check_spider_request(body["spider"], body["urls"], body["args"])
     settings = services().settings
     session = db_session()
     with session.begin():
