@@ -1,4 +1,8 @@
-"""Bulk assignment changes: one statement per chunk of pairs, outcomes per pair, on PostgreSQL."""
+"""models.assignments bulk changes: one statement per chunk of pairs, outcomes per pair.
+
+Named apart from tests/webapi/test_assignments.py: the test folders are not packages, so two
+test modules may not share a basename.
+"""
 
 from __future__ import annotations
 
