@@ -20,6 +20,7 @@ Every figure is printed beside a baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -242,6 +243,64 @@ def rate_accuracy(bench: Bench, seconds: float, rate: float) -> dict[str, float]
     return {"rate": len(window) / seconds, "worst_second": worst, "requests": len(window)}
 
 
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one process, from /proc (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
+class CpuShare:
+    """CPU used by each party during a run: is a second worker starved of cores?"""
+
+    def __init__(self, parties: dict[str, list[int]]) -> None:
+        self.parties = parties
+
+    def __enter__(self) -> CpuShare:
+        self.before = self._sample()
+        self.started = time.monotonic()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.wall = time.monotonic() - self.started
+        self.after = self._sample()
+
+    def _sample(self) -> dict[str, float]:
+        sample = {name: sum(_proc_cpu(pid) for pid in pids) for name, pids in self.parties.items()}
+        sample["postgres (all clients)"] = sum(_proc_cpu(pid) for pid in _postgres_pids())
+        sample["machine busy"], sample["machine total"] = _machine_busy()
+        return sample
+
+    def report(self) -> str:
+        used = {name: self.after[name] - self.before[name] for name in self.after}
+        total = used.pop("machine total")
+        parts = [f"{name} {seconds / self.wall:.2f}" for name, seconds in used.items()]
+        return (f"  CPU cores used during the run ({self.wall:.1f} s, {total / self.wall:.1f} "
+                f"cores): " + ", ".join(parts))  # fmt: skip
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -281,7 +340,7 @@ def main() -> None:
         bench = Bench(settings, Path(folder))
         server, port = crawl_speed.start_server(options.products)
         try:
-            run(bench, port, options)
+            run(bench, server, port, options)
         finally:
             bench.stop_workers()
             server.terminate()
@@ -289,7 +348,7 @@ def main() -> None:
             delete_redis_prefix(settings.redis_prefix)
 
 
-def run(bench: Bench, port: int, options: argparse.Namespace) -> None:
+def run(bench: Bench, site: Any, port: int, options: argparse.Namespace) -> None:
     print(f"site: {options.products} products on 127.0.0.1:{port}; 2 cores shared with the site")
     bare_wall, bare_crawl = bare_throughput(bench, port, options.products)
     print(f"bare Scrapy process (spawn to exit): {bare_wall:7.1f} products/s")
@@ -310,9 +369,13 @@ def run(bench: Bench, port: int, options: argparse.Namespace) -> None:
           f" ratio {base / p50:.0f}x")  # fmt: skip
 
     bench.start_workers(1)
-    two = throughput(bench, port, options.products)
+    parties = {f"worker {n}": [w.pid] for n, w in enumerate(bench.workers)}
+    parties.update({"site server": [site.pid], "bench (API, client)": [os.getpid()]})
+    with CpuShare(parties) as cpu:
+        two = throughput(bench, port, options.products)
     print(f"job, 2 worker processes:             {two:7.1f} products/s  ratio {two / bare_wall:.2f}"
           f" (target >= 1.50; vs crawl alone {two / bare_crawl:.2f})")  # fmt: skip
+    print(cpu.report())
 
     rate, submit_rate = many_small_jobs(bench, options.jobs)
     print(f"many small jobs (2 workers, {options.jobs} jobs): {rate:.0f} jobs/s finished"

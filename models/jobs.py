@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, case, func, select, update
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
@@ -147,16 +147,17 @@ def claim_chunk(session: Session, chunk_id: int, worker: str) -> ClaimedChunk | 
     ).first()
     if claimed is None:
         return None
-    session.execute(
-        update(ScrapeJob)
-        .where(ScrapeJob.id == claimed.job_id, ScrapeJob.status == JobStatus.QUEUED.value)
-        .values(status=JobStatus.RUNNING.value, started_at=now)
-        .execution_options(**_NO_SYNC)
-    )
+    # One statement: the job becomes running with its first claim, and tells what to crawl.
+    first_claim = ScrapeJob.status == JobStatus.QUEUED.value
     job = session.execute(
-        select(ScrapeJob.spider, ScrapeJob.args, ScrapeJob.max_age, ScrapeJob.settings).where(
-            ScrapeJob.id == claimed.job_id
+        update(ScrapeJob)
+        .where(ScrapeJob.id == claimed.job_id)
+        .values(
+            status=case((first_claim, JobStatus.RUNNING.value), else_=ScrapeJob.status),
+            started_at=func.coalesce(ScrapeJob.started_at, now),
         )
+        .returning(ScrapeJob.spider, ScrapeJob.args, ScrapeJob.max_age, ScrapeJob.settings)
+        .execution_options(**_NO_SYNC)
     ).one()
     return ClaimedChunk(
         chunk_id=chunk_id,
@@ -223,18 +224,19 @@ def _count_done(session: Session, job_id: str, count: int) -> JobStatus | None:
         update(ScrapeJob)
         .where(ScrapeJob.id == job_id)
         .values(chunks_done=ScrapeJob.chunks_done + count)
-        .returning(ScrapeJob.chunks_done, ScrapeJob.chunks_total)
+        .returning(ScrapeJob.chunks_done, ScrapeJob.chunks_total, ScrapeJob.cancel_requested)
         .execution_options(**_NO_SYNC)
     ).one()
     if progress.chunks_done < progress.chunks_total:
         return None
-    return finalize_job(session, job_id)
+    return finalize_job(session, job_id, cancelled=progress.cancel_requested)
 
 
-def finalize_job(session: Session, job_id: str) -> JobStatus | None:
+def finalize_job(session: Session, job_id: str, cancelled: bool | None = None) -> JobStatus | None:
     """Aggregate the chunks into the job's stats and final status (idempotent).
 
     Returns None while some chunk has not ended, or when the job was already final.
+    ``cancelled`` is the job's cancel flag when the caller has just read it.
     """
     chunks = session.execute(
         select(ScrapeChunk.status, ScrapeChunk.stats, ScrapeChunk.error, ScrapeChunk.worker)
@@ -245,7 +247,9 @@ def finalize_job(session: Session, job_id: str) -> JobStatus | None:
         return None
     stats = merge_stats(c.stats for c in chunks)
     stats["workers"] = sorted({_host(c.worker) for c in chunks if c.worker})
-    status = final_status(chunks, stats, cancel_requested(session, job_id))
+    if cancelled is None:
+        cancelled = cancel_requested(session, job_id)
+    status = final_status(chunks, stats, cancelled)
     updated = session.execute(
         update(ScrapeJob)
         .where(ScrapeJob.id == job_id, ScrapeJob.status.in_(_UNFINISHED))
