@@ -24,7 +24,7 @@ from tasks.app import create_celery_app
 from tasks.config import QUEUES
 from tasks.dispatch import send_chunks
 from tests.conftest import Account
-from tests.services import RABBITMQ_URL
+from tests.services import RABBITMQ_URL, unique_name
 from tests.tasks.scrape_support import ROOT, settings_env, wait_for
 from tests.tasks.test_flower import free_port
 from webapi import create_app
@@ -149,7 +149,10 @@ def test_a_broker_that_does_not_answer_is_reported_not_a_failed_scrape(
 
 
 def test_queue_depth_on_rabbitmq(settings: Settings, database: Database) -> None:
-    rabbit = settings.model_copy(update={"broker_url": RABBITMQ_URL})
+    # Queues of its own: other tests of this process use the namespace's RabbitMQ queues.
+    rabbit = settings.model_copy(
+        update={"broker_url": RABBITMQ_URL, "queue_namespace": unique_name("qd") + "."}
+    )
     assert queue_depths(rabbit) == {"default": 0, "scrape": 0, "stock": 0}
     with database.transaction() as session:
         _job, refs = create_job(
