@@ -10,7 +10,7 @@ from lxml import etree
 from lxml.html import HtmlElement
 
 from scrapers.extraction.availability import availability_from_schema, availability_from_text
-from scrapers.extraction.labels import labelled_values, strip_label
+from scrapers.extraction.labels import fields_labelled_in, labelled_values, strip_label
 from scrapers.extraction.layout import (
     cart_buttons,
     class_tokens,
@@ -64,7 +64,12 @@ class _Page:
 
     @cached_property
     def labelled(self) -> dict[str, str | None]:
-        return labelled_values(self.lines, self.wanted & _LABELLED_FIELDS)
+        # Laying out the page's lines costs more than all else on a page with structured data,
+        # where only identifiers are still missing: skip it when no label word is on the page.
+        fields = fields_labelled_in(self.document.text_content(), self.wanted & _LABELLED_FIELDS)
+        if not fields:
+            return dict.fromkeys(_LABELLED_FIELDS)
+        return labelled_values(self.lines, fields)
 
     @cached_property
     def price(self) -> ParsedPrice | None:

@@ -51,6 +51,30 @@ LABELLED_FIELDS = tuple(_FIELD_PATTERNS)
 _ANY_LABEL = re.compile(
     rf"(?<![\w.])(?:{_SKU_LABEL}|{_MPN_LABEL}|{_GTIN_LABEL}|{_BRAND_LABEL})(?!\w)".lower()
 )
+_LABELS = {"sku": _SKU_LABEL, "mpn": _MPN_LABEL, "gtin": _GTIN_LABEL, "brand": _BRAND_LABEL}
+
+
+def _stems(label: str) -> frozenset[str]:
+    """The literal letters each top-level alternative of `label` starts with, case-folded
+    ("Art(?:ikel)?" -> "art", "Modelo?" -> "model"): text holding none of them holds no
+    such label."""
+    alternatives, depth, start = [], 0, 0
+    for index, char in enumerate(label):
+        depth += (char in "([") - (char in ")]")
+        if char == "|" and depth == 0:
+            alternatives.append(label[start:index])
+            start = index + 1
+    alternatives.append(label[start:])
+    stems = set()
+    for alternative in alternatives:
+        stem = re.match(r"[A-Za-z]*", alternative).group(0)  # type: ignore[union-attr]
+        if alternative[len(stem) : len(stem) + 1] in ("?", "*", "{"):
+            stem = stem[:-1]  # the last letter is optional
+        stems.add(stem.casefold())
+    return frozenset(stems)
+
+
+_STEMS = {field: _stems(label) for field, label in _LABELS.items()}
 _STRIP_LABEL = re.compile(
     rf"^(?:{_SKU_LABEL}|{_GTIN_LABEL}|{_MPN_LABEL}|{_BRAND_LABEL}|UGS)(?!\w){_SEPARATOR}", re.I
 )
@@ -74,6 +98,15 @@ def labelled_values(
                 continue
             found[field] = _accept(field, _value_on(line, following, field, pattern))
     return found
+
+
+def fields_labelled_in(text: str, fields: Collection[str]) -> set[str]:
+    """Of `fields`, those whose labels may occur in `text` (an element's whole text, such as
+    ``text_content()``); `labelled_values` finds none of the others, so a caller can skip
+    laying out lines when this is empty. A label split by a script or style inside it would
+    be missed here, which no page does."""
+    folded = text.casefold()
+    return {field for field in fields if any(stem in folded for stem in _STEMS[field])}
 
 
 def strip_label(text: str) -> str:
