@@ -83,5 +83,3 @@ def configure_openapi(app: Flask) -> dict[str, Any]:
         },
     }
 
-
-api = ShelfwatchApi()

@@ -10,7 +10,7 @@ from models import create_database
 from shelfwatch.config import Settings, load_settings
 from shelfwatch.logging import configure_logging
 from webapi import assignments, auth, health, metrics, products, stock, users, warehouses
-from webapi.api import api, configure_openapi
+from webapi.api import ShelfwatchApi, configure_openapi
 from webapi.market import blp as market_blp
 from webapi.problems import Problem, register_problem_handlers
 from webapi.ratelimit import configure_limiter
@@ -55,7 +55,7 @@ def create_app(config: Settings | None = None) -> Flask:
     )
     configure_jwt(app, settings)
     configure_limiter(app, settings)
-    api.init_app(app)
+    api = ShelfwatchApi(app)  # one per app: the OpenAPI document is the app's own
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     register_problem_handlers(app)
