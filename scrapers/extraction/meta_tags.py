@@ -35,6 +35,7 @@ _ITEMPROP_NAMES = {
 }
 _LOOSE_ITEMPROPS = etree.XPath("//*[@itemprop][not(ancestor-or-self::*[@itemscope])]")
 _NAMED_METAS = etree.XPath("//meta[@name][@content]")
+_ANY_ITEMPROP = etree.XPath("boolean(//@itemprop)")
 
 
 def opengraph_fields(og: dict[str, str], page_url: str, base: str) -> dict[str, str | None]:
@@ -52,7 +53,8 @@ def meta_fields(document: HtmlElement, page_url: str) -> dict[str, str | None]:
     """Fields from `itemprop` attributes outside any itemscope, and `<meta name=...>` tags
     that mirror OpenGraph product properties."""
     by_name: dict[str, str] = {}
-    for element in _LOOSE_ITEMPROPS(document):
+    # The ancestor test is costly on a whole page: only run it when there is any itemprop.
+    for element in _LOOSE_ITEMPROPS(document) if _ANY_ITEMPROP(document) else ():
         value = element.get("content") or element.get("href") or element.text_content()
         by_name.setdefault(element.get("itemprop"), collapse_whitespace(value or ""))
     for element in _NAMED_METAS(document):

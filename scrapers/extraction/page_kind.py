@@ -10,14 +10,18 @@ from lxml.html import HtmlElement
 from scrapers.extraction.layout import class_tokens
 from scrapers.extraction.plain_text import collapse_whitespace
 
-# Markers only a bot-challenge page carries, wherever they appear. Lower-case, matched against
-# the case-folded page: re.IGNORECASE over a whole page is several times slower.
-_CHALLENGE_MARKERS = re.compile(
-    r"cf-challenge|cf_chl_opt|challenge-platform|/cdn-cgi/challenge|are you a robot|"
-    r"are you human|verify you are (?:a )?human|unusual traffic|px-captcha|_incapsula_resource|"
-    r"bist du ein (?:mensch|roboter)|êtes-vous un robot"
-)
-_CAPTCHA_WORD = re.compile(r"captcha|attention required|access denied|robot check", re.I)
+# Markers only a bot-challenge page carries, wherever they appear. Lower-case literals looked
+# for in the case-folded page: a regex (re.IGNORECASE) over a whole page is several times slower.
+_CHALLENGE_MARKERS = (
+    "cf-challenge", "cf_chl_opt", "challenge-platform", "/cdn-cgi/challenge", "are you a robot",
+    "are you human", "verify you are human", "verify you are a human", "unusual traffic",
+    "px-captcha", "_incapsula_resource", "bist du ein mensch", "bist du ein roboter",
+    "êtes-vous un robot",
+)  # fmt: skip
+_CAPTCHA_PHRASES = ("captcha", "attention required", "access denied", "robot check")
+_CAPTCHA_WORD = re.compile("|".join(map(re.escape, _CAPTCHA_PHRASES)), re.I)
+# Every _CAPTCHA_WORD match starts with one of these words, whatever whitespace follows it.
+_CAPTCHA_FIRST_WORDS = tuple(phrase.split()[0] for phrase in _CAPTCHA_PHRASES)
 _ERROR_WORDS = re.compile(
     r"page not found|not found|error 404|404 error|^404\b|\b404 [-|\u2013:]|seite nicht gefunden|"
     r"nicht gefunden|page introuvable|"
@@ -34,13 +38,17 @@ _TITLE_AND_HEADINGS = etree.XPath("//title//text() | //h1//text()")
 
 def challenge_reason(html: str, document: HtmlElement) -> str | None:
     """ "captcha" when the page is a bot check rather than the page asked for."""
-    if _CHALLENGE_MARKERS.search(html.casefold()):
+    folded = html.casefold()
+    if any(marker in folded for marker in _CHALLENGE_MARKERS):
         return "captcha"
-    heading = _title_and_headings(document)
-    body_text = collapse_whitespace(document.text_content())
-    if _CAPTCHA_WORD.search(heading) or (
-        len(body_text) < _SHORT_PAGE and _CAPTCHA_WORD.search(body_text)
-    ):
+    if _CAPTCHA_WORD.search(_title_and_headings(document)):
+        return "captcha"
+    text = document.text_content()
+    folded_text = text.casefold()
+    if not any(word in folded_text for word in _CAPTCHA_FIRST_WORDS):
+        return None
+    body_text = collapse_whitespace(text)
+    if len(body_text) < _SHORT_PAGE and _CAPTCHA_WORD.search(body_text):
         return "captcha"
     return None
 
