@@ -287,14 +287,22 @@ class CpuShare:
         self.wall = time.monotonic() - self.started
         self.after = self._sample()
 
-    def _sample(self) -> dict[str, float]:
-        sample = {name: sum(_proc_cpu(pid) for pid in pids) for name, pids in self.parties.items()}
-        sample["postgres (all clients)"] = sum(_proc_cpu(pid) for pid in _postgres_pids())
+    def _sample(self) -> dict[str, Any]:
+        sample: dict[str, Any] = {
+            name: sum(_proc_cpu(pid) for pid in pids) for name, pids in self.parties.items()
+        }
+        # Backends come and go: per pid, so one that started during the run counts in full.
+        sample["postgres"] = {pid: _proc_cpu(pid) for pid in _postgres_pids()}
         sample["machine busy"], sample["machine total"] = _machine_busy()
         return sample
 
     def report(self) -> str:
+        postgres = self.after.pop("postgres")
+        earlier = self.before.pop("postgres")
         used = {name: self.after[name] - self.before[name] for name in self.after}
+        used["postgres (all clients)"] = sum(
+            seconds - earlier.get(pid, 0.0) for pid, seconds in postgres.items()
+        )
         total = used.pop("machine total")
         parts = [f"{name} {seconds / self.wall:.2f}" for name, seconds in used.items()]
         return (f"  CPU cores used during the run ({self.wall:.1f} s, {total / self.wall:.1f} "

@@ -154,6 +154,33 @@ def test_cancel_stops_a_running_job_within_seconds_keeping_what_it_stored(
     assert again.status_code == 409 and again.json["type"] == "/problems/job-finished"
 
 
+def test_small_jobs_share_the_batch_crawl_and_keep_their_own_stats_and_items(
+    client: FlaskClient, clerk: Account, shop: Shop, worker: WorkerProcess, database: Database
+) -> None:
+    # Warm: the worker's batch crawl is open and has read robots.txt.
+    warm = submit(client, clerk, spider="product", urls=[shop.url(40)])
+    wait_job(client, clerk, warm["id"], lambda j: j["status"] in FINAL, worker)
+    robots_before = shop.hits["/robots.txt"]
+
+    jobs = [submit(client, clerk, spider="product", urls=[shop.url(n)]) for n in range(41, 53)]
+    mixed = submit(client, clerk, spider="product", urls=[shop.url(60), shop.url(61, "broken")])
+    done = [
+        wait_job(client, clerk, job["id"], lambda j: j["status"] in FINAL, worker)
+        for job in [*jobs, mixed]
+    ]
+
+    for job, n in zip(done[:-1], range(41, 53), strict=True):
+        assert job["status"] == "succeeded", job
+        assert (job["stats"]["items"], job["stats"]["requests"]) == (1, 1), job["stats"]
+        items = client.get(f"/api/v1/scrape-jobs/{job['id']}/items", headers=clerk.headers).json
+        assert [item["sku"] for item in items["items"]] == [f"SKU-{n}"]
+    assert done[-1]["status"] == "partial"
+    assert done[-1]["stats"]["items"] == 1 and done[-1]["stats"]["errors"] == 1
+    assert done[-1]["stats"]["responses"] == {"200": 1, "500": 1}
+    # One open crawl served them all: no crawl of their own, so no robots.txt fetch each.
+    assert shop.hits["/robots.txt"] == robots_before
+
+
 def _stored(database: Database) -> int:
     with database.transaction() as session:
         return session.scalar(select(func.count()).select_from(ScrapedProduct)) or 0
