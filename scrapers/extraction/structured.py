@@ -63,9 +63,13 @@ def read_structured_data(html: str, document: HtmlElement, base: str) -> Structu
 def read_jsonld(document: HtmlElement) -> list[object]:
     """The parsed contents of every JSON-LD script, broken ones repaired where possible."""
     values: list[object] = []
+    has_ids = False
     for script in _JSONLD_SCRIPTS(document):
-        values.extend(parse_lenient_json(script.text or ""))
-    return resolve_references(values)
+        text = script.text or ""
+        values.extend(parse_lenient_json(text))
+        has_ids = has_ids or "@id" in text
+    # Without any "@id" there is no reference to resolve, and no need to walk every node.
+    return resolve_references(values) if has_ids else values
 
 
 def _read_microdata(document: HtmlElement, base: str) -> list[dict]:
