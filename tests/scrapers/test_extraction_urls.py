@@ -41,3 +41,36 @@ def test_protocol_relative_and_non_http_urls() -> None:
     assert absolute_url("//cdn.example/x.jpg", "https://s.example/") == "https://cdn.example/x.jpg"
     assert absolute_url("javascript:void(0)", "https://s.example/") is None
     assert absolute_url("  ", "https://s.example/") is None
+
+
+def _urljoin_absolute(href: str, base: str) -> str | None:
+    from urllib.parse import urljoin, urlsplit
+
+    resolved = urljoin(base, href.strip())
+    return resolved if urlsplit(resolved).scheme in ("http", "https") else None
+
+
+def test_rooted_paths_resolve_exactly_as_urljoin_does() -> None:
+    import random
+
+    bases = [
+        "https://shop.example/p/1?x=2#f",
+        "http://127.0.0.1:8080/a/b/",
+        "HTTPS://User@Shop.Example:443/",
+        "https://shop.example",
+        "ftp://files.example/x",
+    ]
+    hrefs = [
+        "/img/a.jpg", "/", "/a//b", "/a/./b", "/a/../b", "/.x", "/a/.", "/a?b=1", "/a#top",
+        "/a;p", "/a b", "/a\tb", "/ümlaut/é.jpg", "/a:b", "/%2e%2e/x", "//cdn.example/x",
+    ]  # fmt: skip
+    alphabet = "/ab.;?#:%é \t"
+    rng = random.Random(7)
+    hrefs += [
+        "/" + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 8))) for _ in range(3000)
+    ]
+    for base in bases:
+        for href in hrefs:
+            if not href.strip():
+                continue
+            assert absolute_url(href, base) == _urljoin_absolute(href, base), (href, base)
