@@ -11,7 +11,8 @@ from shelfwatch.config import Settings, load_settings
 from tasks.config import celery_settings
 from tasks.context import TaskContext
 
-# Modules whose ``register(app)`` adds their tasks; each owns one domain.
+# Modules whose ``register(app)`` adds their tasks; each owns one domain. Tasks are
+# registered with ``shared=False``: each app (tests build several) keeps its own.
 TASK_MODULES: tuple[str, ...] = ("tasks.scrape", "tasks.stock", "tasks.assignments")
 
 

@@ -26,7 +26,7 @@ BATCH_KIND = "assignments"
 
 
 def register(app: Celery) -> None:
-    @app.task(name="shelfwatch.assignments.apply_bulk", bind=True, acks_late=True)
+    @app.task(name="shelfwatch.assignments.apply_bulk", bind=True, shared=False, acks_late=True)
     def apply_bulk(self: Task, batch_id: int) -> str | None:
         ctx = context(self.app)
         done = run_bulk_batch(ctx.db, batch_id)

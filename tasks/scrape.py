@@ -45,6 +45,7 @@ def register(app: Celery) -> None:
 
     @app.task(
         name=RUN_CHUNK,
+        shared=False,
         bind=True,
         rate_limit=settings.scrape_task_rate_limit,
         acks_late=True,
@@ -54,7 +55,7 @@ def register(app: Celery) -> None:
         """Crawl one chunk of a job (the args name it for people reading Flower)."""
         return run_chunk_body(self.app, chunk_id, worker_name(self))
 
-    @app.task(name=RUN_JOB, bind=True, acks_late=True)
+    @app.task(name=RUN_JOB, bind=True, shared=False, acks_late=True)
     def run_job(self: Task, job_id: str, spider: str, urls_count: int) -> int:
         """Fan a job out: one ``run_chunk`` message per queued chunk."""
         ctx = context(self.app)
@@ -63,14 +64,14 @@ def register(app: Celery) -> None:
         send_chunks(self.app, refs)
         return len(refs)
 
-    @app.task(name=FINALIZE, bind=True, acks_late=True)
+    @app.task(name=FINALIZE, bind=True, shared=False, acks_late=True)
     def finalize(self: Task, job_id: str) -> str | None:
         """Aggregate a job whose chunks have all ended (normally done by its last chunk)."""
         with context(self.app).db.transaction() as session:
             status = finalize_job(session, job_id)
         return status.value if status else None
 
-    @app.task(name=RECOVER_STALE, bind=True, acks_late=True)
+    @app.task(name=RECOVER_STALE, bind=True, shared=False, acks_late=True)
     def recover_stale(self: Task) -> int:
         """Re-queue chunks of dead workers and resend lost messages; on demand or on a timer."""
         return recover(self.app)

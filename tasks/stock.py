@@ -34,7 +34,9 @@ PROGRESS_EVERY = 100
 
 
 def register(app: Celery) -> None:
-    @app.task(name="shelfwatch.stock.apply_batch", bind=True, acks_late=True, max_retries=5)
+    @app.task(
+        name="shelfwatch.stock.apply_batch", bind=True, shared=False, acks_late=True, max_retries=5
+    )
     def apply_batch(self: Task, batch_id: int) -> str | None:
         db = context(self.app).db
         stale_after = timedelta(seconds=(self.app.conf.task_time_limit or 3600) + 60)
