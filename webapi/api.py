@@ -82,4 +82,3 @@ def configure_openapi(app: Flask) -> dict[str, Any]:
             "security": [{"bearerAuth": []}],
         },
     }
-
