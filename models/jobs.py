@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, case, func, select, update
+from sqlalchemy import Row, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
@@ -105,12 +105,18 @@ def create_job(
         run_key=run_key,
         created_at=utcnow(),
     )
-    chunks = [ScrapeChunk(job_id=job.id, seq=seq, urls=part) for seq, part in enumerate(parts)]
     session.add(job)
     session.flush()
-    session.add_all(chunks)
-    session.flush()
-    return job, [_ref(chunk, job) for chunk in chunks]
+    # The chunks need only their ids back: one INSERT ... RETURNING for all of them, without
+    # the ORM's unit of work (a third of the submission's CPU for a one-URL job).
+    chunk_ids = session.scalars(
+        insert(ScrapeChunk).returning(ScrapeChunk.id, sort_by_parameter_order=True),
+        [{"job_id": job.id, "seq": seq, "urls": part} for seq, part in enumerate(parts)],
+    ).all()
+    return job, [
+        ChunkRef(chunk_id, job.id, spider, len(part), priority)
+        for chunk_id, part in zip(chunk_ids, parts, strict=True)
+    ]
 
 
 def _ref(chunk: ScrapeChunk, job: ScrapeJob) -> ChunkRef:

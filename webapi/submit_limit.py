@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 import time
+from functools import cache
 
-from limits import parse
+from limits import RateLimitItem, parse
 
 from webapi.problems import Problem
 from webapi.ratelimit import limiter
@@ -17,7 +18,7 @@ from webapi.services import services
 
 def check_submit_rate(user_id: int) -> None:
     """Count one submission; a 429 with ``Retry-After`` when the user is over the limit."""
-    item = parse(services().settings.scrape_submit_rate_limit)
+    item = _parsed(services().settings.scrape_submit_rate_limit)
     strategy = limiter.limiter
     if strategy.hit(item, "scrape-submit", str(user_id)):
         return
@@ -29,3 +30,9 @@ def check_submit_rate(user_id: int) -> None:
         f"Too many scrape jobs submitted; at most {item}.",
         headers={"Retry-After": str(retry_after)},
     )
+
+
+@cache
+def _parsed(limit: str) -> RateLimitItem:
+    """The limit string parsed once per process (it is a setting, so a handful at most)."""
+    return parse(limit)
