@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import url_for
@@ -30,6 +31,9 @@ blp = Blueprint(
 )
 
 MAX_URLS = 10_000
+# A long poll holds one server thread: bounded well below gunicorn's worker timeout.
+MAX_WAIT_SECONDS = 20.0
+_FIRST_POLL, _LONGEST_POLL = 0.005, 0.1
 STATUSES = validate.OneOf([status.value for status in JobStatus])
 
 
@@ -70,6 +74,14 @@ class JobFilter(PageArgs):
     spider = fields.String(validate=validate.Length(max=64))
     created_after = fields.AwareDateTime(default_timezone=None)
     created_before = fields.AwareDateTime(default_timezone=None)
+
+
+class JobWait(Schema):
+    wait = fields.Float(
+        load_default=0.0,
+        validate=validate.Range(min=0, max=MAX_WAIT_SECONDS),
+        metadata={"description": "Seconds to wait for the job to end before answering."},
+    )
 
 
 class SpiderSchema(Schema):
@@ -145,12 +157,33 @@ def list_jobs(args: dict[str, Any]) -> ResponseReturnValue:
 
 
 @blp.route("/scrape-jobs/<string:job_id>")
+@blp.arguments(JobWait, location="query")
 @blp.response(200, JobSchema)
-def get_job(job_id: str) -> ResponseReturnValue:
-    """One job with its stats."""
+def get_job(args: dict[str, Any], job_id: str) -> ResponseReturnValue:
+    """One job with its stats; with ``wait``, answered once it has ended or after that long."""
     user = current_user()
-    with db_session().begin():
-        return _visible_job(job_id, user)
+    session = db_session()
+    with session.begin():
+        job = _visible_job(job_id, user)
+    if args["wait"] > 0 and not JobStatus(job.status).finished:
+        _wait_until_finished(job_id, time.monotonic() + args["wait"])
+        with session.begin():
+            session.expire_all()
+            job = _visible_job(job_id, user)
+    return job
+
+
+def _wait_until_finished(job_id: str, deadline: float) -> None:
+    """Poll the job's status (one indexed read, own short transaction) with growing pauses."""
+    session = db_session()
+    pause = _FIRST_POLL
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(pause, left))
+        with session.begin():
+            status = session.scalar(select(ScrapeJob.status).where(ScrapeJob.id == job_id))
+        if status is None or JobStatus(status).finished:
+            return
+        pause = min(pause * 1.5, _LONGEST_POLL)
 
 
 @blp.route("/scrape-jobs/<string:job_id>/cancel", methods=["POST"])

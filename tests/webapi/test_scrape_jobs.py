@@ -6,6 +6,8 @@ The job flow with a worker is in ``tests/tasks/test_scrape_flow.py``.
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -183,6 +185,70 @@ def test_cancel_of_a_queued_job_ends_it_at_once(
     assert set(statuses) == {"cancelled"}
     again = client.post(f"/api/v1/scrape-jobs/{job['id']}/cancel", headers=clerk.headers)
     assert again.status_code == 409
+
+
+def finish_job_later(database: Database, job_id: str, delay: float) -> threading.Thread:
+    """A worker's moves on the job's one chunk (claim, finish), ``delay`` seconds from now."""
+    from models.jobs import claim_chunk, finish_chunk
+    from models.scraping import JobStatus
+
+    def work() -> None:
+        time.sleep(delay)
+        with database.transaction() as session:
+            chunk_id = session.scalar(select(ScrapeChunk.id).where(ScrapeChunk.job_id == job_id))
+            claimed = claim_chunk(session, chunk_id, "test-worker")
+        assert claimed is not None
+        with database.transaction() as session:
+            finish_chunk(session, claimed, status=JobStatus.SUCCEEDED, stats={})
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread
+
+
+def test_wait_answers_as_soon_as_the_job_ends(
+    client: FlaskClient, clerk: Account, database: Database
+) -> None:
+    job = submit(client, clerk).json
+    worker = finish_job_later(database, job["id"], delay=0.3)
+
+    started = time.monotonic()
+    response = client.get(f"/api/v1/scrape-jobs/{job['id']}?wait=10", headers=clerk.headers)
+    waited = time.monotonic() - started
+    worker.join()
+
+    assert response.status_code == 200
+    assert response.json["status"] == "succeeded" and response.json["finished_at"]
+    assert 0.3 <= waited < 5
+
+
+def test_wait_gives_up_after_the_timeout_with_the_current_state(
+    client: FlaskClient, clerk: Account
+) -> None:
+    job = submit(client, clerk).json
+
+    started = time.monotonic()
+    response = client.get(f"/api/v1/scrape-jobs/{job['id']}?wait=0.4", headers=clerk.headers)
+
+    assert response.status_code == 200 and response.json["status"] == "queued"
+    assert 0.4 <= time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize("wait", ["-1", "21", "soon"])
+def test_wait_out_of_range_names_the_field(client: FlaskClient, clerk: Account, wait: str) -> None:
+    job = submit(client, clerk).json
+    response = client.get(f"/api/v1/scrape-jobs/{job['id']}?wait={wait}", headers=clerk.headers)
+    assert response.status_code in (400, 422)
+    assert "wait" in str(response.json)
+
+
+def test_wait_on_someone_elses_job_is_404_at_once(
+    client: FlaskClient, clerk: Account, manager: Account
+) -> None:
+    job = submit(client, manager).json
+    started = time.monotonic()
+    response = client.get(f"/api/v1/scrape-jobs/{job['id']}?wait=5", headers=clerk.headers)
+    assert response.status_code == 404 and time.monotonic() - started < 2
 
 
 def test_unknown_job_is_404(client: FlaskClient, clerk: Account) -> None:
