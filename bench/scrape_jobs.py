@@ -6,27 +6,40 @@ Every figure is printed beside a baseline measured in the same run:
    with one and with two worker processes, vs one bare Scrapy process doing the same crawl
    with the same storage pipeline (``bench/crawl_speed.py``'s child crawl, timed from spawn
    to exit). Targets: >= 0.9x (one worker), >= 1.5x (two).
-2. latency of single-URL jobs, POST → job succeeded and its item readable through the API, vs
-   one Scrapy process per job. Targets: p50 <= 50 ms, p99 <= 150 ms.
-3. many small jobs: single-URL jobs submitted from 4 client threads; jobs finished per second
-   (target >= 200/s) vs one Scrapy process per job.
+2. latency of single-URL jobs through the production server (gunicorn serving
+   ``webapi:create_app()``, 2 workers x 4 threads, as ``shelfwatch up`` runs it): POST, then
+   ``GET /scrape-jobs/{id}?wait=10`` (long poll) until it succeeded, then its item read through
+   ``/items``; vs one Scrapy process per job. Targets: p50 <= 50 ms, p99 <= 150 ms.
+3. many small jobs: client processes (``--clients``, default 8) submit single-URL jobs to the
+   same gunicorn server over keep-alive connections for a warm-up and a measured window
+   (``--window`` seconds); the figure is jobs *finished* per second inside the window (from the
+   jobs' ``finished_at``), after checking that every job succeeded and stored its item.
+   Target >= 200/s; baseline one Scrapy process per job. CPU per finished job is printed for
+   each party (API, workers, PostgreSQL, Redis, site, clients).
 4. rate-limit accuracy: two workers crawl one domain limited to 10 requests/s for D seconds
    (default 30); the site records every request. Target: rate within +-5%, and no 1-second
    window above the bucket (burst + rate).
 
-    python bench/scrape_jobs.py [--quick] [--products 5000] [--jobs 600] [--rate-seconds 30]
+    python bench/scrape_jobs.py [--quick] [--products 5000] [--window 20] [--clients 8]
+                                [--rate-seconds 30]
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
+import multiprocessing
 import os
+import signal
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +55,7 @@ from models.accounts import create_user  # noqa: E402
 from shelfwatch import migrate  # noqa: E402
 from shelfwatch.config import Settings  # noqa: E402
 from tests.services import REDIS_URL, delete_redis_prefix, postgres_database  # noqa: E402
-from tests.tasks.scrape_support import Shop, WorkerProcess  # noqa: E402
+from tests.tasks.scrape_support import Shop, WorkerProcess, settings_env  # noqa: E402
 from webapi import create_app  # noqa: E402
 
 PASSWORD = "bench password 123"  # noqa: S105 - a throwaway local account
@@ -132,6 +145,31 @@ class Bench:
         with self.db.session() as session:
             return session.scalar(select(func.count()).select_from(ScrapedProduct)) or 0
 
+    def parties(self, api: ApiServer) -> dict[str, list[int]]:
+        parties = {f"worker {n}": [w.pid] for n, w in enumerate(self.workers)}
+        return parties | {"API (gunicorn)": api.pids(), "bench process": [os.getpid()]}
+
+    def window_counts(self, ids: list[str], start: float, end: float) -> tuple[int, int, int]:
+        """(jobs finished between the two times, jobs succeeded, jobs with their item stored)."""
+        since, until = (datetime.fromtimestamp(t, UTC) for t in (start, end))
+        with self.db.session() as session:
+            finished = session.scalar(
+                select(func.count())
+                .select_from(ScrapeJob)
+                .where(ScrapeJob.id.in_(ids), ScrapeJob.finished_at.between(since, until))
+            )
+            succeeded = session.scalar(
+                select(func.count())
+                .select_from(ScrapeJob)
+                .where(ScrapeJob.id.in_(ids), ScrapeJob.status == "succeeded")
+            )
+            stored = session.scalar(
+                select(func.count(ScrapedProduct.job_id.distinct())).where(
+                    ScrapedProduct.job_id.in_(ids)
+                )
+            )
+        return finished or 0, succeeded or 0, stored or 0
+
     def truncate(self) -> None:
         with self.db.primary.begin() as connection:
             connection.execute(
@@ -182,18 +220,104 @@ def bare_throughput(bench: Bench, port: int, products: int) -> tuple[float, floa
     return products / seconds, products / stats["elapsed_time_seconds"]
 
 
-def latencies(bench: Bench, count: int, offset: int) -> list[float]:
-    client = bench.app.test_client()
+class ApiServer:
+    """The API as production runs it: gunicorn serving ``webapi:create_app()`` (as ``up``)."""
+
+    def __init__(self, settings: Settings, folder: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        metrics = folder / "api-metrics"
+        metrics.mkdir(exist_ok=True)
+        env = {**os.environ, **settings_env(settings), "PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+        self.log = (folder / "api.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "webapi:create_app()",
+             f"--bind=127.0.0.1:{self.port}", "--workers=2", "--threads=4"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not self._answers():
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                self.stop()
+                raise SystemExit(f"gunicorn did not start; see {folder / 'api.log'}")
+            time.sleep(0.1)
+        self.token = self.call("POST", "/api/v1/auth/login",
+                               {"email": "bench@example.com", "password": PASSWORD}
+                               )[1]["access_token"]  # fmt: skip
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def pids(self) -> list[int]:
+        """The master and its worker processes."""
+        children = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(stat[1]) == self.process.pid:
+                    children.append(int(entry.name))
+        return [self.process.pid, *children]
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return http_call(_connection(self.port), method, path, body, getattr(self, "token", ""))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self.log.close()
+
+
+def _connection(port: int) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+
+def http_call(
+    connection: http.client.HTTPConnection, method: str, path: str, body: Any, token: str
+) -> tuple[int, Any]:
+    """One request on a keep-alive connection: (status, decoded JSON)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    payload = None
+    if body is not None:
+        payload = json.dumps(body)
+        headers["Content-Type"] = "application/json"
+    connection.request(method, path, payload, headers)
+    response = connection.getresponse()
+    data = response.read()
+    return response.status, json.loads(data) if data else None
+
+
+def latencies(api: ApiServer, site_port: int, count: int) -> list[float]:
+    """POST → ``?wait`` long poll until it ended → its item read, all through gunicorn."""
+    connection = _connection(api.port)
     found: list[float] = []
-    with Shop() as shop:
-        for n in range(count):
-            started = time.monotonic()
-            job_id = bench.submit([shop.url(offset + n)], client)
-            while bench.status(job_id) not in FINAL:
-                time.sleep(0.001)
-            items = client.get(f"/api/v1/scrape-jobs/{job_id}/items", headers=bench.headers)
-            assert len(items.json["items"]) == 1, items.json
-            found.append(time.monotonic() - started)
+    for n in range(count):
+        url = f"http://127.0.0.1:{site_port}/p/{n}"
+        started = time.monotonic()
+        status, job = http_call(connection, "POST", "/api/v1/scrape-jobs",
+                                {"spider": "product", "urls": [url]}, api.token)  # fmt: skip
+        assert status == 202, job
+        while job["status"] not in FINAL:
+            status, job = http_call(connection, "GET", f"/api/v1/scrape-jobs/{job['id']}?wait=10",
+                                    None, api.token)  # fmt: skip
+        assert job["status"] == "succeeded", job
+        status, items = http_call(connection, "GET", f"/api/v1/scrape-jobs/{job['id']}/items",
+                                  None, api.token)  # fmt: skip
+        assert status == 200 and len(items["items"]) == 1, items
+        found.append(time.monotonic() - started)
+    connection.close()
     return found
 
 
@@ -204,27 +328,70 @@ def baseline_latencies(bench: Bench, count: int) -> list[float]:
         ]
 
 
-def many_small_jobs(bench: Bench, count: int, threads: int = 4) -> tuple[float, float]:
-    ids: list[str] = []
-    lock = threading.Lock()
-    with Shop() as shop:
+def submit_for(port: int, token: str, urls: list[str], stop_at: float, out: Any) -> None:
+    """A client process: submit one single-URL job after another until ``stop_at``."""
+    connection = _connection(port)
+    ids, errors = [], 0
+    for url in urls:
+        if time.time() >= stop_at:
+            break
+        status, job = http_call(connection, "POST", "/api/v1/scrape-jobs",
+                                {"spider": "product", "urls": [url]}, token)  # fmt: skip
+        if status == 202:
+            ids.append(job["id"])
+        else:
+            errors += 1
+    out.put((ids, errors))
 
-        def submit_some(part: int) -> None:
-            client = bench.app.test_client()
-            for n in range(part, count, threads):
-                job_id = bench.submit([shop.url(200_000 + n)], client)
-                with lock:
-                    ids.append(job_id)
 
-        started = time.monotonic()
-        workers = [threading.Thread(target=submit_some, args=(k,)) for k in range(threads)]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-        submitted = time.monotonic()
-        finished = bench.wait_all(ids, timeout=600, interval=0.05)
-    return count / (finished - started), count / (submitted - started)
+def many_small_jobs(
+    bench: Bench, api: ApiServer, site_port: int, options: argparse.Namespace
+) -> dict[str, float]:
+    """Client processes submit for warm-up + window; jobs finished inside the window per second.
+
+    Every job must end ``succeeded`` with its one product stored, else the run is refused.
+    """
+    bench.truncate()
+    clients, warm, window = options.clients, options.warm_up, options.window
+    per_client = options.max_jobs // clients
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    started = time.time()
+    stop_at = started + warm + window + 1.0
+    processes = [
+        context.Process(target=submit_for, args=(
+            api.port, api.token,
+            [f"http://127.0.0.1:{site_port}/p/{options.latency_jobs + k + clients * i}"
+             for i in range(per_client)],
+            stop_at, out))
+        for k in range(clients)
+    ]  # fmt: skip
+    for process in processes:
+        process.start()
+    parties = bench.parties(api) | {"clients": [p.pid for p in processes]}
+    time.sleep(warm)
+    with CpuShare(parties) as cpu:
+        time.sleep(window)
+    results = [out.get(timeout=60) for _ in processes]
+    for process in processes:
+        process.join(10)
+    ids = [job_id for part, _errors in results for job_id in part]
+    errors = sum(errors for _ids, errors in results)
+    submitted_at = time.time()
+    bench.wait_all(ids, timeout=300, interval=0.1)
+    drained_at = time.time()
+    in_window, succeeded, stored = bench.window_counts(ids, started + warm, started + warm + window)
+    if errors or succeeded != len(ids) or stored != len(ids):
+        raise SystemExit(
+            f"small jobs: {errors} refused, {succeeded}/{len(ids)} succeeded, {stored} stored"
+        )
+    return {
+        "jobs": len(ids),
+        "finished_per_s": in_window / window,
+        "submitted_per_s": len(ids) / (submitted_at - started),
+        "overall_per_s": len(ids) / (drained_at - started),
+        "cpu": cpu.report(per=in_window, unit="finished job"),
+    }
 
 
 def rate_accuracy(bench: Bench, seconds: float, rate: float) -> dict[str, float]:
@@ -252,12 +419,12 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _postgres_pids() -> list[int]:
+def _pids_named(name: str) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "postgres":
+                if (entry / "comm").read_text().strip() == name:
                     pids.append(int(entry.name))
             except OSError:
                 continue
@@ -292,11 +459,13 @@ class CpuShare:
             name: sum(_proc_cpu(pid) for pid in pids) for name, pids in self.parties.items()
         }
         # Backends come and go: per pid, so one that started during the run counts in full.
-        sample["postgres"] = {pid: _proc_cpu(pid) for pid in _postgres_pids()}
+        sample["postgres"] = {pid: _proc_cpu(pid) for pid in _pids_named("postgres")}
+        sample["redis"] = sum(_proc_cpu(pid) for pid in _pids_named("redis-server"))
         sample["machine busy"], sample["machine total"] = _machine_busy()
         return sample
 
-    def report(self) -> str:
+    def report(self, per: int = 0, unit: str = "") -> str:
+        """Cores each party used; with ``per``, also its CPU milliseconds per ``unit``."""
         postgres = self.after.pop("postgres")
         earlier = self.before.pop("postgres")
         used = {name: self.after[name] - self.before[name] for name in self.after}
@@ -305,8 +474,15 @@ class CpuShare:
         )
         total = used.pop("machine total")
         parts = [f"{name} {seconds / self.wall:.2f}" for name, seconds in used.items()]
-        return (f"  CPU cores used during the run ({self.wall:.1f} s, {total / self.wall:.1f} "
+        text = (f"  CPU cores used during the run ({self.wall:.1f} s, {total / self.wall:.1f} "
                 f"cores): " + ", ".join(parts))  # fmt: skip
+        if per:
+            busy = used.pop("machine busy")
+            costs = [f"{name} {seconds * 1000 / per:.1f}" for name, seconds in used.items()]
+            text += (f"\n  CPU ms per {unit}: " + ", ".join(costs) +
+                     f"; whole machine {busy * 1000 / per:.1f}"
+                     f" (parties listed {sum(used.values()) * 1000 / per:.1f})")  # fmt: skip
+        return text
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -318,12 +494,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (about a minute)")
     parser.add_argument("--products", type=int, default=5000)
-    parser.add_argument("--jobs", type=int, default=600)
     parser.add_argument("--latency-jobs", type=int, default=100)
+    parser.add_argument("--clients", type=int, default=8, help="small-job client processes")
+    parser.add_argument("--warm-up", type=float, default=5.0, help="seconds before the window")
+    parser.add_argument("--window", type=float, default=20.0, help="measured seconds")
+    parser.add_argument("--max-jobs", type=int, default=10_000, help="small jobs at most")
     parser.add_argument("--rate-seconds", type=float, default=30.0)
     options = parser.parse_args()
     if options.quick:
-        options.products, options.jobs, options.latency_jobs = 1000, 200, 30
+        options.products, options.latency_jobs = 1000, 30
+        options.warm_up, options.window, options.max_jobs = 3.0, 10.0, 5000
         options.rate_seconds = 10.0
     name = f"bench_jobs_{uuid.uuid4().hex[:8]}"
     with postgres_database(name) as url, tempfile.TemporaryDirectory() as folder:
@@ -347,16 +527,22 @@ def main() -> None:
         migrate.upgrade(settings)
         bench = Bench(settings, Path(folder))
         server, port = crawl_speed.start_server(options.products)
+        # Single-URL jobs: a site of their own, one page per job (each job stores its item).
+        small_site, small_port = crawl_speed.start_server(options.latency_jobs + options.max_jobs)
+        api = ApiServer(settings, Path(folder))
         try:
-            run(bench, server, port, options)
+            run(bench, api, server, (port, small_port), options)
         finally:
             bench.stop_workers()
+            api.stop()
+            small_site.terminate()
             server.terminate()
             bench.db.dispose()
             delete_redis_prefix(settings.redis_prefix)
 
 
-def run(bench: Bench, site: Any, port: int, options: argparse.Namespace) -> None:
+def run(bench: Bench, api: ApiServer, site: Any, ports: tuple[int, int], options: Any) -> None:
+    port, small_port = ports
     print(f"site: {options.products} products on 127.0.0.1:{port}; 2 cores shared with the site")
     bare_wall, bare_crawl = bare_throughput(bench, port, options.products)
     print(f"bare Scrapy process (spawn to exit): {bare_wall:7.1f} products/s")
@@ -367,11 +553,12 @@ def run(bench: Bench, site: Any, port: int, options: argparse.Namespace) -> None
     print(f"job, 1 worker process:               {one:7.1f} products/s  ratio {one / bare_wall:.2f}"
           f" (target >= 0.90; vs crawl alone {one / bare_crawl:.2f})")  # fmt: skip
 
-    found = latencies(bench, options.latency_jobs, 10_000)
+    found = latencies(api, small_port, options.latency_jobs)
     baseline = baseline_latencies(bench, 3 if options.quick else 5)
     p50, p99 = percentile(found, 0.5) * 1000, percentile(found, 0.99) * 1000
     base = statistics.median(baseline) * 1000
-    print(f"single-URL job latency (1 worker, {len(found)} jobs): p50 {p50:.0f} ms,"
+    print(f"single-URL job latency (gunicorn API, 1 worker, {len(found)} jobs, POST -> ?wait ->"
+          f" /items): p50 {p50:.0f} ms,"
           f" p99 {p99:.0f} ms"
           f" (targets 50/150); one Scrapy process per job: median {base:.0f} ms,"
           f" ratio {base / p50:.0f}x")  # fmt: skip
@@ -385,10 +572,16 @@ def run(bench: Bench, site: Any, port: int, options: argparse.Namespace) -> None
           f" (target >= 1.50; vs crawl alone {two / bare_crawl:.2f})")  # fmt: skip
     print(cpu.report())
 
-    rate, submit_rate = many_small_jobs(bench, options.jobs)
-    print(f"many small jobs (2 workers, {options.jobs} jobs): {rate:.0f} jobs/s finished"
-          f" (submitted at {submit_rate:.0f}/s; target >= 200); one Scrapy process per job:"
-          f" {1000 / base:.1f} jobs/s, ratio {rate / (1000 / base):.0f}x")  # fmt: skip
+    small = many_small_jobs(bench, api, small_port, options)
+    rate = small["finished_per_s"]
+    print(f"many small jobs (gunicorn API, {options.clients} client processes, 2 workers,"
+          f" {options.window:.0f}-s window after {options.warm_up:.0f} s): {rate:.0f} jobs/s"
+          f" finished (target >= 200); one Scrapy process per job: {1000 / base:.1f} jobs/s,"
+          f" ratio {rate / (1000 / base):.0f}x")  # fmt: skip
+    print(f"  {small['jobs']:.0f} jobs, all succeeded with their item stored; submitted at"
+          f" {small['submitted_per_s']:.0f}/s, first POST to last job done"
+          f" {small['overall_per_s']:.0f}/s")  # fmt: skip
+    print(small["cpu"])
     bench.stop_workers()
 
     limited = bench.settings.model_copy(update={"domain_rate_overrides": ["127.0.0.1=10"]})
