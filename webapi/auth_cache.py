@@ -1,5 +1,6 @@
 """One Redis round trip per authenticated request: the user's auth record and the token's
-revocation flag are read together (``MGET``).
+revocation flag are read together (``MGET``), with any keys the view asked to read ahead
+(``webapi.security.read_ahead``), so a cached read costs one round trip in all.
 
 The record holds what authorisation needs (role, active flag, token cut-off) for a short
 time; every change to a user through the API forgets it, and the TTL bounds staleness for
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -53,28 +56,39 @@ def _decode(raw: bytes) -> User:
     return User(**record)
 
 
+@dataclass
+class AuthRead:
+    """What the auth round trip told: the cached user, whether the token is revoked (None
+    when Redis cannot vouch for it) and the values of the keys read ahead (empty if Redis
+    did not answer)."""
+
+    user: User | None = None
+    revoked: bool | None = None
+    ahead: dict[str, bytes | None] = field(default_factory=dict)
+
+
 class AuthCache:
     def __init__(self, client: redis.Redis | None, prefix: str) -> None:
         self._redis = client
         self._prefix = prefix
 
-    def lookup(self, user_id: int, jti: str) -> tuple[User | None, bool | None]:
-        """(cached user or None, revoked flag or None when Redis cannot vouch for it)."""
+    def lookup(self, user_id: int, jti: str, ahead: Sequence[str] = ()) -> AuthRead:
+        """The user's record, the token's revocation flag and ``ahead`` in one ``MGET``."""
         if self._redis is None:
-            return None, None
+            return AuthRead()
         try:
-            raw_user, raw_revoked, complete = self._redis.mget(
+            raw_user, raw_revoked, complete, *values = self._redis.mget(
                 user_key(self._prefix, user_id),
                 revoked_key(self._prefix, jti),
                 sentinel_key(self._prefix),
+                *ahead,
             )
         except redis.RedisError as error:
             log.warning("auth cache unreachable: %s", error)
-            return None, None
+            return AuthRead()
         user = _decode(raw_user) if raw_user else None
-        if raw_revoked is not None:
-            return user, True
-        return user, (False if complete else None)
+        revoked = True if raw_revoked is not None else (False if complete else None)
+        return AuthRead(user, revoked, dict(zip(ahead, values, strict=True)))
 
     def remember(self, user: User) -> None:
         if self._redis is None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from hashlib import blake2b
 from typing import Any
 
-from flask import Response, url_for
+from flask import Response, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
 
@@ -33,7 +33,7 @@ from webapi.product_schemas import (
     product_json,
 )
 from webapi.replicas import own_write_key, replicas_configured, session_for_read, track_writes
-from webapi.security import current_user, require_role
+from webapi.security import current_user, read_ahead, read_ahead_values, require_role
 from webapi.services import db_session, services
 
 blp = Blueprint("products", __name__, url_prefix="/api/v1/products", description="Products")
@@ -84,14 +84,18 @@ def _dumps(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _flag_keys(user_id: int) -> list[str]:
+    """Who wrote recently, whom replicas may lag behind: only read when replicas serve reads."""
+    return [own_write_key(user_id), _recent_write_flag()] if replicas_configured() else []
+
+
 def _cached_read(
     version_key: str, entry_key: str, user: User, render: Callable[[Session], Any]
 ) -> Response:
     """Serve from the cache, else render from a replica (or the primary for a recent writer)."""
     cache = _cache()
     with_replicas = replicas_configured()
-    flags = [own_write_key(user.id), _recent_write_flag()] if with_replicas else []
-    read = cache.read(version_key, entry_key, flags)
+    read = cache.read(version_key, entry_key, _flag_keys(user.id), read_ahead_values())
     if read is not None and read.entry is not None:
         return json_response(read.entry)
     # Redis down: nobody can tell who wrote recently, so read the primary.
@@ -173,10 +177,40 @@ def _narrowing(args: dict[str, Any]) -> catalog.ProductFilter:
     )
 
 
+def _listing_entry_key() -> str:
+    """Keyed by the query string as sent: the same query always parses to the same page."""
+    query = sorted(request.args.items(multi=True))
+    digest = blake2b(json.dumps(query).encode(), digest_size=16)
+    return services().key("products", "list", digest.hexdigest())
+
+
+def _listing_keys_ahead(user_id: int) -> list[str]:
+    """The keys ``list_products`` reads, when the raw query names them plainly (else none)."""
+    owners = request.args.getlist("owner_id")
+    if request.args.get("include") == "market_price" or len(owners) > 1:
+        return []
+    if owners and not (owners[0].isascii() and owners[0].isdigit() and owners[0][0] != "0"):
+        return []
+    version_key = _owner_version(int(owners[0])) if owners else _all_version()
+    return [version_key, _listing_entry_key(), *_flag_keys(user_id)]
+
+
+def _item_keys_ahead(user_id: int) -> list[str]:
+    product_id = (request.view_args or {}).get("product_id")
+    if not isinstance(product_id, int):
+        return []
+    return [_item_version(product_id), _item_entry_key(product_id), *_flag_keys(user_id)]
+
+
+def _item_entry_key(product_id: int) -> str:
+    return services().key("products", "item", product_id)
+
+
 @blp.route("")
-@blp.arguments(ProductListArgs, location="query")
+@blp.arguments(ProductListArgs(), location="query")
 @blp.response(200, ProductPage)
 @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current")
+@read_ahead(_listing_keys_ahead)
 def list_products(args: dict[str, Any]) -> ResponseReturnValue:
     """Products, oldest first (``order=-created_at``: newest first); archived ones left out
     unless ``archived=true``. Pages follow ``next_cursor``."""
@@ -184,8 +218,7 @@ def list_products(args: dict[str, Any]) -> ResponseReturnValue:
     _checked_cursor(args["cursor"])
     owner_id = args.get("owner_id")
     version_key = _all_version() if owner_id is None else _owner_version(owner_id)
-    digest = blake2b(json.dumps(args, sort_keys=True, default=str).encode(), digest_size=16)
-    entry_key = services().key("products", "list", digest.hexdigest())
+    entry_key = _listing_entry_key()
     with_market = args.get("include") == "market_price"  # webapi.market owns this part
     if with_market:
         entry_key = f"{entry_key}:{market.listing_token()}"
@@ -206,6 +239,7 @@ def list_products(args: dict[str, Any]) -> ResponseReturnValue:
 @blp.route(_ONE_PRODUCT)
 @blp.response(200, ProductSchema)
 @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current")
+@read_ahead(_item_keys_ahead)
 def get_product(product_id: int) -> ResponseReturnValue:
     """One product, archived or not."""
     user = current_user()
@@ -214,12 +248,11 @@ def get_product(product_id: int) -> ResponseReturnValue:
         with _catalog_errors():
             return product_json(catalog.get_product(session, product_id))
 
-    entry_key = services().key("products", "item", product_id)
-    return _cached_read(_item_version(product_id), entry_key, user, render)
+    return _cached_read(_item_version(product_id), _item_entry_key(product_id), user, render)
 
 
 @blp.route("", methods=["POST"])
-@blp.arguments(ProductCreate)
+@blp.arguments(ProductCreate())
 @blp.response(201, ProductSchema)
 def create_product(body: dict[str, Any]) -> ResponseReturnValue:
     """Create a product (managers and admins); its owner is you unless an admin names one."""
@@ -234,7 +267,7 @@ def create_product(body: dict[str, Any]) -> ResponseReturnValue:
 
 
 @blp.route(_ONE_PRODUCT, methods=["PATCH"])
-@blp.arguments(ProductUpdate)
+@blp.arguments(ProductUpdate())
 @blp.response(200, ProductSchema)
 def update_product(body: dict[str, Any], product_id: int) -> ResponseReturnValue:
     """Change a product (its owner, or an admin); admins may also move it to another owner."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+import jwt as pyjwt
 from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import JWTManager, get_jwt, verify_jwt_in_request
+from flask_jwt_extended.exceptions import RevokedTokenError, UserLookupError
 
 from models import Role, User
 from shelfwatch.config import Settings
@@ -93,7 +95,9 @@ def _load_user_and_revocation(payload: dict[str, Any]) -> tuple[User | None, boo
         g.current_user = None
         return None, None
     cache = auth_cache()
-    user, revoked = cache.lookup(user_id, str(payload.get("jti")))
+    read = cache.lookup(user_id, str(payload.get("jti")), _keys_to_read_ahead(user_id))
+    g.read_ahead = read.ahead
+    user = read.user
     if user is None:
         # A session of its own, so that the view's session starts with no transaction open.
         with services().db.session() as session:
@@ -101,7 +105,7 @@ def _load_user_and_revocation(payload: dict[str, Any]) -> tuple[User | None, boo
         if user is not None:
             cache.remember(user)
     g.current_user = user if user is not None and user.is_active else None
-    return g.current_user, revoked
+    return g.current_user, read.revoked
 
 
 def _load_user(_header: dict[str, Any], payload: dict[str, Any]) -> User | None:
@@ -121,15 +125,44 @@ def public(view: F) -> F:
     return view
 
 
+def read_ahead(keys_for: Callable[[int], Sequence[str]]) -> Callable[[F], F]:
+    """Read the view's Redis keys ``keys_for(user_id)`` in the auth lookup's round trip; the
+    view finds their values in ``read_ahead_values()``. ``keys_for`` runs before the
+    arguments are validated: it must not raise, and returns no keys when unsure."""
+
+    def mark(view: F) -> F:
+        view._read_ahead = keys_for  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def read_ahead_values() -> dict[str, bytes | None]:
+    """The values read ahead for this request's view (empty when Redis did not answer)."""
+    return g.get("read_ahead", {})
+
+
+def _keys_to_read_ahead(user_id: int) -> Sequence[str]:
+    keys_for = _view_attribute("_read_ahead")
+    return keys_for(user_id) if keys_for is not None else ()
+
+
+def _view_attribute(name: str) -> Any:
+    """An attribute set by a decorator on the request's view (or its method's function)."""
+    if request.endpoint is None:
+        return None
+    view = current_app.view_functions.get(request.endpoint)
+    view_class = getattr(view, "view_class", None)
+    target = getattr(view_class, request.method.lower(), None) if view_class else view
+    return getattr(target, name, None) or getattr(view, name, None)
+
+
 def _is_public_endpoint() -> bool:
     if request.endpoint is None:
         return True  # 404/405: let routing answer
     if request.endpoint in ("static",) or request.endpoint.startswith("api-docs."):
         return True
-    view = current_app.view_functions[request.endpoint]
-    view_class = getattr(view, "view_class", None)
-    target = getattr(view_class, request.method.lower(), None) if view_class else view
-    return bool(getattr(target, "_public", False) or getattr(view, "_public", False))
+    return bool(_view_attribute("_public"))
 
 
 def require_token_by_default(app: Flask) -> None:
@@ -139,11 +172,54 @@ def require_token_by_default(app: Flask) -> None:
     def _check_token() -> Response | None:
         if request.method == "OPTIONS" or _is_public_endpoint():
             return None
-        # Token errors raise here and reach flask-jwt-extended's handlers (the loaders above).
-        verify_jwt_in_request()
+        decoded = _decode_access_token()
+        if decoded is None:
+            # Anything unusual: the library decodes again and answers with its own error (the
+            # loaders above), so both paths refuse a token with the same problem.
+            verify_jwt_in_request()
+        else:
+            _accept(*decoded)
         if current_user_or_none() is None:
             return _unauthorized("invalid-token", "The token's user is unknown or inactive.")
         return None
+
+
+def _decode_access_token() -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Header and claims of a valid access token in the Authorization header, decoded and
+    checked once with PyJWT (flask-jwt-extended decodes each token four times); None when the
+    header or the token is not a valid access token."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "Bearer" or not token or " " in token:
+        return None
+    config = current_app.config
+    try:
+        # The same checks as flask-jwt-extended: signature, exp, iat, nbf, sub a string.
+        decoded = pyjwt.decode_complete(
+            token, config["JWT_SECRET_KEY"], algorithms=config["JWT_DECODE_ALGORITHMS"]
+        )
+    except pyjwt.InvalidTokenError:
+        return None
+    claims = decoded["payload"]
+    if "sub" not in claims or claims.get("type", "access") != "access":
+        return None
+    claims.setdefault("type", "access")
+    claims.setdefault("fresh", False)
+    claims.setdefault("jti", None)
+    return decoded["header"], claims
+
+
+def _accept(header: dict[str, Any], claims: dict[str, Any]) -> None:
+    """The revocation and user checks of ``verify_jwt_in_request``, then its request state
+    (``get_jwt()``, ``get_jwt_identity()`` read it)."""
+    if _is_revoked(header, claims):
+        raise RevokedTokenError(header, claims)
+    user = _load_user(header, claims)
+    if user is None:
+        raise UserLookupError("The token's user is unknown or inactive.", header, claims)
+    g._jwt_extended_jwt_user = {"loaded_user": user}
+    g._jwt_extended_jwt_header = header
+    g._jwt_extended_jwt = claims
+    g._jwt_extended_jwt_location = "headers"
 
 
 def current_user_or_none() -> User | None:

@@ -93,8 +93,8 @@ def _batch_url(batch_id: int) -> str:
 
 
 @blp.route("/stock-movements", methods=["POST"])
-@blp.arguments(AsyncArgs, location="query")
-@blp.arguments(MovementCreate)
+@blp.arguments(AsyncArgs(), location="query")
+@blp.arguments(MovementCreate())
 @blp.response(201, MovementSchema, headers={"Location": {"schema": {"type": "string"}}})
 @blp.alt_response(202, schema=BatchSchema, description="queued (with ?async=true)")
 def create_movement(query: dict[str, Any], request: MovementRequest) -> ResponseReturnValue:
@@ -203,7 +203,7 @@ def _visible_movements(query: Select[Any], visible: set[int] | None) -> Select[A
 
 
 @blp.route("/stock-movements")
-@blp.arguments(MovementFilter, location="query")
+@blp.arguments(MovementFilter(), location="query")
 @blp.response(200, MovementPage)
 def list_movements(args: dict[str, Any]) -> ResponseReturnValue:
     """Movements touching the caller's warehouses (all for admins), newest first."""
