@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = "postgresql://127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PATH = "/api/v1/products?limit=50"
-GUNICORN = ["--workers=2", "--threads=4"]
+GUNICORN = ["--workers=2", "--threads=4"]  # ``shelfwatch up``; --workers/--threads to compare
 PASSWORD = "bench password 1234"  # noqa: S105 - a scratch account on a scratch database
 
 
@@ -165,7 +165,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--products", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both servers)")
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     args = parser.parse_args()
+    GUNICORN[:] = [f"--workers={args.workers}", f"--threads={args.threads}"]
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
     prefix = f"bench_api_{uuid.uuid4().hex[:8]}"

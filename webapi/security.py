@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -21,6 +22,11 @@ from webapi.services import services
 F = TypeVar("F", bound=Callable[..., Any])
 
 jwt = JWTManager()
+# Per app: access tokens whose signature it has checked (the exact string, signature
+# included): the same string cannot verify differently later, so only its expiry is checked
+# again. Revocation and the user's state are still read on every request.
+_VERIFIED_TOKENS = "shelfwatch_verified_tokens"
+_VERIFIED_TOKENS_KEPT = 4096
 
 
 def configure_jwt(app: Flask, settings: Settings) -> None:
@@ -35,6 +41,7 @@ def configure_jwt(app: Flask, settings: Settings) -> None:
         PROPAGATE_EXCEPTIONS=False,
     )
     jwt.init_app(app)
+    app.extensions[_VERIFIED_TOKENS] = {}
     _register_loaders()
 
 
@@ -191,6 +198,19 @@ def _decode_access_token() -> tuple[dict[str, Any], dict[str, Any]] | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme != "Bearer" or not token or " " in token:
         return None
+    verified_tokens = current_app.extensions[_VERIFIED_TOKENS]
+    verified = verified_tokens.get(token)
+    if verified is not None and verified[1]["exp"] > time.time():
+        return verified[0], dict(verified[1])
+    decoded = _verify(token)
+    if decoded is not None and isinstance(decoded[1].get("exp"), int | float):
+        if len(verified_tokens) >= _VERIFIED_TOKENS_KEPT:
+            verified_tokens.clear()
+        verified_tokens[token] = (decoded[0], dict(decoded[1]))
+    return decoded
+
+
+def _verify(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
     config = current_app.config
     try:
         # The same checks as flask-jwt-extended: signature, exp, iat, nbf, sub a string.
