@@ -3,12 +3,12 @@ uncached, against a bare Flask app serving a 50-item JSON list under the same gu
 
 Creates a scratch PostgreSQL database (migrations, one manager, --products products), starts
 each server on a free 127.0.0.1 port with the production settings of ``shelfwatch up``
-(2 workers x 4 threads; no access log for either server), runs wrk with 32 connections and
-prints requests/s, p99 and the ratios to the bare app; then stops the servers, drops the
-database and deletes its Redis keys.
+(2 workers x 4 threads; no access log for either server), runs wrk with 32 connections on
+each server in turn (--rounds), prints requests/s, p99 and the ratios to the bare app; then
+stops the servers, drops the database and deletes its Redis keys.
 
-    python bench/api_throughput.py                # 10 s per run
-    python bench/api_throughput.py --duration 30
+    python bench/api_throughput.py                # 10 s per server, in 3 rounds of ~3 s
+    python bench/api_throughput.py --duration 30 --rounds 5
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,10 +150,34 @@ def login(base: str, email: str) -> str:
         return json.load(answer)["access_token"]
 
 
-def wrk(label: str, url: str, duration: int, token: str | None = None) -> Result:
+def interleaved(
+    targets: list[tuple[str, str, str | None]], duration: int, rounds: int
+) -> list[Result]:
+    """Each server in turn, ``rounds`` times: a shared machine's load swings then weigh on all
+    of them alike. Requests/s is the mean of the rounds, p99 their median."""
+    runs: dict[str, list[Result]] = {label: [] for label, _url, _token in targets}
+    seconds = max(1, round(duration / rounds))
+    for round_number in range(rounds):
+        for label, url, token in targets:
+            runs[label].append(wrk(label, url, seconds, token, warm_up=round_number == 0))
+    return [
+        Result(
+            label,
+            statistics.fmean(run.requests_per_second for run in results),
+            statistics.median(run.p99_ms for run in results),
+            sum(run.non_2xx for run in results),
+        )
+        for label, results in runs.items()
+    ]
+
+
+def wrk(
+    label: str, url: str, duration: int, token: str | None = None, *, warm_up: bool = True
+) -> Result:
     headers = ["-H", f"Authorization: Bearer {token}"] if token else []
     command = ["wrk", "-t2", "-c32", f"-d{duration}s", "--latency", *headers, url]
-    subprocess.run([*command[:3], "-d2s", *command[4:]], check=True, capture_output=True)
+    if warm_up:
+        subprocess.run([*command[:3], "-d2s", *command[4:]], check=True, capture_output=True)
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", output).groups()
@@ -165,6 +190,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--products", type=int, default=1000)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="the servers take turns, --duration split in rounds"
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both servers)")
     parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     args = parser.parse_args()
@@ -185,13 +213,15 @@ def main() -> None:
         }
         settings = Settings(mode="production", database_url=url, secret_key=env["SECRET_KEY"])
         email = prepare(settings, args.products)
-        results = []
-        with gunicorn("bare_flask_app:app", {}, chdir=ROOT / "bench") as base:
-            results.append(wrk("bare Flask, 50-item list", base + PATH, args.duration))
-        for label, ttl in (("shelfwatch, cached", "300"), ("shelfwatch, uncached", "0")):
-            with gunicorn("webapi:create_app()", {**env, "CACHE_TTL_SECONDS": ttl}) as base:
-                token = login(base, email)
-                results.append(wrk(label, base + PATH, args.duration, token))
+        with ExitStack() as servers:
+            bare = servers.enter_context(gunicorn("bare_flask_app:app", {}, chdir=ROOT / "bench"))
+            targets = [("bare Flask, 50-item list", bare + PATH, None)]
+            for label, ttl in (("shelfwatch, cached", "300"), ("shelfwatch, uncached", "0")):
+                base = servers.enter_context(
+                    gunicorn("webapi:create_app()", {**env, "CACHE_TTL_SECONDS": ttl})
+                )
+                targets.append((label, base + PATH, login(base, email)))
+            results = interleaved(targets, args.duration, args.rounds)
     report(results)
 
 
