@@ -18,11 +18,14 @@ from webapi.services import services
 
 def check_submit_rate(user_id: int) -> None:
     """Count one submission; a 429 with ``Retry-After`` when the user is over the limit."""
-    item = _parsed(services().settings.scrape_submit_rate_limit)
+    settings = services().settings
+    item = _parsed(settings.scrape_submit_rate_limit)
     strategy = limiter.limiter
-    if strategy.hit(item, "scrape-submit", str(user_id)):
+    # Called directly, the strategy knows no key prefix: the deployment's goes in the key.
+    identifiers = (settings.redis_prefix + "scrape-submit", str(user_id))
+    if strategy.hit(item, *identifiers):
         return
-    reset_at, _remaining = strategy.get_window_stats(item, "scrape-submit", str(user_id))
+    reset_at, _remaining = strategy.get_window_stats(item, *identifiers)
     retry_after = max(1, math.ceil(reset_at - time.time()))
     raise Problem(
         429,
