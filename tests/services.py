@@ -39,8 +39,10 @@ def postgres_database(name: str) -> Iterator[str]:
 
 
 def delete_redis_prefix(prefix: str) -> None:
+    """Delete this run's keys, including rate-limit keys that the limits library nests
+    behind its own prefix (``LIMITS:LIMITER/<prefix>...``)."""
     client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    keys = list(client.scan_iter(match=f"*{prefix}*", count=1000))
     if keys:
         client.delete(*keys)
 
