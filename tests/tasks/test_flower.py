@@ -40,6 +40,9 @@ def flower_settings(base_settings: Settings) -> Settings:
         update={
             "flower_port": free_port(),
             "flower_basic_auth": ":".join(AUTH),
+            # The same heartbeat as the other worker tests of this process: a worker with a
+            # shorter one would take this worker's running chunks for stale.
+            "worker_heartbeat_seconds": 1,
             "domain_rate_per_second": 1000.0,
             "domain_rate_burst": 1000.0,
             "scrape_task_rate_limit": None,
