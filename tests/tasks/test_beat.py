@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from celery import Celery
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from models import Database, ScrapedProduct, ScrapeJob
 from shelfwatch.config import Settings
@@ -320,7 +320,11 @@ def _live_flow(
         pytest.fail(f"no job ran; beat log:\n{beat.log()[-3000:]}\nworker:\n{worker.log()[-3000:]}")
     assert job.stats["items"] == 2
     with database.transaction() as session:
-        assert session.scalar(select(func.count()).select_from(ScrapedProduct)) == 2
+        stored = session.execute(select(ScrapedProduct.url, ScrapedProduct.job_id)).all()
+    # Exactly the schedule's two pages, each once (the listing shows what else was there).
+    assert sorted(url for url, job_id in stored if job_id == job.id) == sorted(
+        [shop.url(1), shop.url(2)]
+    ), stored
 
     # A longer interval: the next run moves an hour away; the old 10 s pass without a run.
     patched = client.patch(
