@@ -109,6 +109,21 @@ class Shop:
             pass
 
 
+# What worker tests share: fast heartbeats (quick recovery; the same everywhere, since a worker
+# takes another's chunk for stale by its own interval), no politeness delays, no retries.
+FAST_WORKER_SETTINGS: dict[str, Any] = {
+    "worker_heartbeat_seconds": 1,
+    "domain_rate_per_second": 1000.0,
+    "domain_rate_burst": 1000.0,
+    "scrape_task_rate_limit": None,
+    "scrape_retry_times": 0,
+}
+
+
+def worker_test_settings(base: Settings, **overrides: Any) -> Settings:
+    return base.model_copy(update={**FAST_WORKER_SETTINGS, **overrides})
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment variables that make a subprocess read these same ``Settings``."""
     env: dict[str, str] = {}

@@ -23,7 +23,14 @@ from shelfwatch.config import Settings
 from tasks.app import create_celery_app
 from tasks.beat import DatabaseScheduler
 from tests.conftest import Account
-from tests.tasks.scrape_support import ROOT, Shop, WorkerProcess, settings_env, wait_for
+from tests.tasks.scrape_support import (
+    ROOT,
+    Shop,
+    WorkerProcess,
+    settings_env,
+    wait_for,
+    worker_test_settings,
+)
 
 BASE = "/api/v1/scrape-schedules"
 URLS = ["http://127.0.0.1:9/p/1", "http://127.0.0.1:9/p/2", "http://127.0.0.1:9/p/3"]
@@ -260,16 +267,7 @@ class BeatProcess:
 
 @pytest.fixture
 def live_settings(base_settings: Settings) -> Settings:
-    return base_settings.model_copy(
-        update={
-            "beat_poll_seconds": 1.0,
-            "worker_heartbeat_seconds": 1,
-            "domain_rate_per_second": 1000.0,
-            "domain_rate_burst": 1000.0,
-            "scrape_task_rate_limit": None,
-            "scrape_retry_times": 0,
-        }
-    )
+    return worker_test_settings(base_settings, beat_poll_seconds=1.0)
 
 
 @pytest.fixture

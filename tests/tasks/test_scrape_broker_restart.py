@@ -24,7 +24,7 @@ from models.jobs import create_job
 from shelfwatch.config import Settings
 from tasks.app import create_celery_app
 from tasks.dispatch import send_chunks
-from tests.tasks.scrape_support import Shop, WorkerProcess, wait_for
+from tests.tasks.scrape_support import Shop, WorkerProcess, wait_for, worker_test_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scrape-worker")]
 
@@ -89,17 +89,8 @@ def shop() -> Iterator[Shop]:
 def test_a_job_survives_a_broker_restart_that_loses_its_messages(
     base_settings: Settings, database: Database, broker: PrivateRedis, shop: Shop, tmp_path: Path
 ) -> None:
-    settings = base_settings.model_copy(
-        update={
-            "broker_url": broker.url,
-            "worker_heartbeat_seconds": 1,
-            "scrape_redispatch_seconds": 2,
-            "domain_rate_per_second": 1000.0,
-            "domain_rate_burst": 1000.0,
-            "scrape_task_rate_limit": None,
-            "scrape_retry_times": 0,
-            "worker_concurrency": 2,
-        }
+    settings = worker_test_settings(
+        base_settings, broker_url=broker.url, scrape_redispatch_seconds=2, worker_concurrency=2
     )
     urls = [shop.url(n, "slow") for n in range(1, 7)]
     with database.transaction() as session:

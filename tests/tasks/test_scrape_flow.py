@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from models import Database, PriceObservation, ScrapedProduct
 from shelfwatch.config import Settings
 from tests.conftest import Account
-from tests.tasks.scrape_support import Shop, WorkerProcess, wait_for
+from tests.tasks.scrape_support import Shop, WorkerProcess, wait_for, worker_test_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scrape-worker")]
 
@@ -26,17 +26,7 @@ FINAL = {"succeeded", "partial", "failed", "cancelled"}
 
 @pytest.fixture(scope="module")
 def flow_settings(base_settings: Settings) -> Settings:
-    return base_settings.model_copy(
-        update={
-            "worker_heartbeat_seconds": 1,
-            "domain_rate_per_second": 1000.0,
-            "domain_rate_burst": 1000.0,
-            "scrape_task_rate_limit": None,
-            "scrape_retry_times": 0,
-            "scrape_chunk_size": 2,
-            "worker_concurrency": 4,
-        }
-    )
+    return worker_test_settings(base_settings, scrape_chunk_size=2, worker_concurrency=4)
 
 
 @pytest.fixture

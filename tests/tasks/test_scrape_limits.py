@@ -14,7 +14,7 @@ from models.jobs import create_job
 from shelfwatch.config import Settings
 from tasks.app import create_celery_app
 from tasks.dispatch import send_chunks
-from tests.tasks.scrape_support import Shop, WorkerProcess, wait_for
+from tests.tasks.scrape_support import Shop, WorkerProcess, wait_for, worker_test_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scrape-worker")]
 
@@ -23,17 +23,11 @@ SOFT_LIMIT = 3
 
 @pytest.fixture(scope="module")
 def limit_settings(base_settings: Settings) -> Settings:
-    return base_settings.model_copy(
-        update={
-            "worker_heartbeat_seconds": 1,
-            "domain_rate_per_second": 1000.0,
-            "domain_rate_burst": 1000.0,
-            "scrape_task_rate_limit": None,
-            "scrape_retry_times": 0,
-            "scrape_soft_time_limit": SOFT_LIMIT,
-            "scrape_hard_time_limit": 60,
-            "worker_concurrency": 2,
-        }
+    return worker_test_settings(
+        base_settings,
+        scrape_soft_time_limit=SOFT_LIMIT,
+        scrape_hard_time_limit=60,
+        worker_concurrency=2,
     )
 
 

@@ -23,7 +23,7 @@ from tasks.context import TaskContext
 from tasks.product_cache import invalidate_scraped_products
 from tests.conftest import Account
 from tests.inventory_factories import make_product
-from tests.tasks.scrape_support import WorkerProcess, wait_for
+from tests.tasks.scrape_support import WorkerProcess, wait_for, worker_test_settings
 
 SHOP = "http://127.0.0.1:9"
 
@@ -306,15 +306,7 @@ class PriceShop:
 
 @pytest.fixture
 def crawl_settings(base_settings: Settings) -> Settings:
-    return base_settings.model_copy(
-        update={
-            "worker_heartbeat_seconds": 1,
-            "domain_rate_per_second": 1000.0,
-            "domain_rate_burst": 1000.0,
-            "scrape_task_rate_limit": None,
-            "scrape_retry_times": 0,
-        }
-    )
+    return worker_test_settings(base_settings)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 from models import Database, ScrapeJob
 from shelfwatch.config import Settings
 from tests.conftest import PASSWORD, Account
-from tests.tasks.scrape_support import Shop, WorkerProcess, wait_for
+from tests.tasks.scrape_support import Shop, WorkerProcess, wait_for, worker_test_settings
 from webapi import create_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scrape-worker")]
@@ -28,16 +28,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scrape-worker")]
 
 @pytest.fixture(scope="module")
 def scrapyd_settings(base_settings: Settings) -> Settings:
-    return base_settings.model_copy(
-        update={
-            "worker_heartbeat_seconds": 1,
-            "domain_rate_per_second": 1000.0,
-            "domain_rate_burst": 1000.0,
-            "scrape_task_rate_limit": None,
-            "scrape_retry_times": 0,
-            "worker_concurrency": 2,
-        }
-    )
+    return worker_test_settings(base_settings, worker_concurrency=2)
 
 
 @pytest.fixture
