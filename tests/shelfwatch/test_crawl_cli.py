@@ -46,8 +46,10 @@ def test_crawl_stores_products_and_prints_a_summary(
     assert "products stored" in completed.stderr and "pages/error/http_404" in completed.stderr
     assert "Cli Lamp" in out.read_text()
     with database.session() as session:
-        product = session.scalars(select(ScrapedProduct)).one()
-    assert (product.name, product.job_id) == ("Cli Lamp", "cli-job")
+        stored = session.scalars(select(ScrapedProduct).where(ScrapedProduct.job_id == "cli-job"))
+        assert [(product.name, product.url) for product in stored] == [
+            ("Cli Lamp", site.url("/p/1"))
+        ]
 
 
 def test_crawl_rejects_a_bad_argument_in_one_line(settings: Settings) -> None:
