@@ -53,7 +53,6 @@ class Settings(BaseSettings):
     access_token_minutes: int = 15
     refresh_token_days: int = 14
     login_rate_limit: str = "10 per minute"
-    api_rate_limit: str = "600 per minute"
     scrape_submit_rate_limit: str = "60 per minute"
     assignment_rate_limit: str = "120 per minute"
     max_body_bytes: int = 2 * 1024 * 1024
