@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,9 +31,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-import redis
-from psycopg import sql
+from scratch import REDIS_URL, free_port, scratch_database
 from sqlalchemy import text
 
 from models import Role, create_database
@@ -43,8 +40,6 @@ from shelfwatch import migrate
 from shelfwatch.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_URL = "postgresql://127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 PATH = "/api/v1/products?limit=50"
 GUNICORN = ["--workers=2", "--threads=4"]  # ``shelfwatch up``; --workers/--threads to compare
 PASSWORD = "bench password 1234"  # noqa: S105 - a scratch account on a scratch database
@@ -56,29 +51,6 @@ class Result:
     requests_per_second: float
     p99_ms: float
     non_2xx: int
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def scratch_database(prefix: str) -> Iterator[str]:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(prefix)))
-    try:
-        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{prefix}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(prefix))
-            )
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
 
 
 def prepare(settings: Settings, products: int) -> str:

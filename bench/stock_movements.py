@@ -30,7 +30,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,8 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-import redis
-from psycopg import sql
+from scratch import REDIS_URL, free_port, scratch_database
 from sqlalchemy import text
 
 from models import MovementKind, Role, create_database
@@ -58,8 +56,6 @@ from shelfwatch import migrate
 from shelfwatch.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-ADMIN_URL = "postgresql://127.0.0.1:5432/test"
-REDIS_URL = "redis://127.0.0.1:6379/0"
 CLIENTS = 16
 START_QUANTITY = 1_000_000
 PASSWORD = "bench password 1234"  # noqa: S105 - a scratch account on a scratch database
@@ -97,23 +93,6 @@ class Figure:
     label: str
     per_second: float
     detail: str
-
-
-@contextmanager
-def scratch_database(name: str) -> Iterator[str]:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=f"{name}:*", count=1000))
-        if keys:
-            client.delete(*keys)
 
 
 def prepare(settings: Settings, products: int, warehouses: int) -> int:
@@ -253,12 +232,6 @@ def run_domain(settings: Settings, user_id: int, args: argparse.Namespace) -> Fi
     refused = sum(r for _, r in results)
     detail = f"{args.processes} processes x {per_process} threads; {refused} refused (409)"
     return Figure("domain apply_movement", applied / args.duration, detail)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextmanager
