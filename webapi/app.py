@@ -11,6 +11,7 @@ from shelfwatch.config import Settings, load_settings
 from shelfwatch.logging import configure_logging
 from webapi import assignments, auth, health, metrics, products, stock, users, warehouses
 from webapi.api import ShelfwatchApi, configure_openapi
+from webapi.cache_hits import CacheHitShortcut
 from webapi.market import blp as market_blp
 from webapi.problems import Problem, register_problem_handlers
 from webapi.ratelimit import configure_limiter
@@ -55,6 +56,9 @@ def create_app(config: Settings | None = None) -> Flask:
     )
     configure_jwt(app, settings)
     configure_limiter(app, settings)
+    # Before the blueprints: the metrics middleware they install then times its answers too.
+    shortcut = CacheHitShortcut(app, app.wsgi_app, products.CACHED_READS)
+    app.wsgi_app = shortcut  # type: ignore[method-assign]
     api = ShelfwatchApi(app)  # one per app: the OpenAPI document is the app's own
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)

@@ -47,24 +47,48 @@ def _encode(user: User) -> str:
     return json.dumps(record)
 
 
-def _decode(raw: bytes) -> User:
-    record = json.loads(raw)
-    for name in ("tokens_valid_after", "created_at"):
-        if record[name]:
-            record[name] = datetime.fromisoformat(record[name])
-    # A transient object: views read attributes; writes reload the row in their session.
-    return User(**record)
+@dataclass(frozen=True)
+class AuthRecord:
+    """A user's cached auth record: what the token checks read, without an ORM object."""
+
+    fields: dict[str, Any]
+
+    @classmethod
+    def decode(cls, raw: bytes) -> AuthRecord:
+        return cls(json.loads(raw))
+
+    @property
+    def is_active(self) -> bool:
+        return bool(self.fields["is_active"])
+
+    @property
+    def tokens_valid_after(self) -> datetime | None:
+        value = self.fields["tokens_valid_after"]
+        return datetime.fromisoformat(value) if value else None
+
+    def to_user(self) -> User:
+        record = dict(self.fields)
+        for name in ("tokens_valid_after", "created_at"):
+            if record[name]:
+                record[name] = datetime.fromisoformat(record[name])
+        # A transient object: views read attributes; writes reload the row in their session.
+        return User(**record)
 
 
 @dataclass
 class AuthRead:
-    """What the auth round trip told: the cached user, whether the token is revoked (None
-    when Redis cannot vouch for it) and the values of the keys read ahead (empty if Redis
-    did not answer)."""
+    """What the auth round trip told: the cached user's record, whether the token is revoked
+    (None when Redis cannot vouch for it) and the values of the keys read ahead (empty if
+    Redis did not answer)."""
 
-    user: User | None = None
+    record: AuthRecord | None = None
     revoked: bool | None = None
     ahead: dict[str, bytes | None] = field(default_factory=dict)
+    answered: bool = False
+
+    @property
+    def user(self) -> User | None:
+        return self.record.to_user() if self.record is not None else None
 
 
 class AuthCache:
@@ -86,9 +110,9 @@ class AuthCache:
         except redis.RedisError as error:
             log.warning("auth cache unreachable: %s", error)
             return AuthRead()
-        user = _decode(raw_user) if raw_user else None
+        record = AuthRecord.decode(raw_user) if raw_user else None
         revoked = True if raw_revoked is not None else (False if complete else None)
-        return AuthRead(user, revoked, dict(zip(ahead, values, strict=True)))
+        return AuthRead(record, revoked, dict(zip(ahead, values, strict=True)), answered=True)
 
     def remember(self, user: User) -> None:
         if self._redis is None:

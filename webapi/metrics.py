@@ -15,13 +15,14 @@ reverse proxy if its operational figures are sensitive.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import Flask, Response, current_app, request
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from prometheus_client import (
@@ -35,6 +36,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from werkzeug.routing import Rule
 
 from models import Database
 from models.scraping import JobStatus, ScrapeJob
@@ -77,9 +79,18 @@ class RequestMetrics:
             registry=self.registry,
         )
 
+        # Each label set's counter and histogram, looked up once (``labels()`` validates and
+        # locks on every call).
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
     def observe(self, method: str, endpoint: str, status: int, seconds: float) -> None:
-        self.requests.labels(method, endpoint, str(status)).inc()
-        self.latency.labels(method, endpoint, str(status)).observe(seconds)
+        series = self._series.get((method, endpoint, status))
+        if series is None:
+            labels = (method, endpoint, str(status))
+            series = (self.requests.labels(*labels), self.latency.labels(*labels))
+            self._series[(method, endpoint, status)] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 class PlatformCollector(Collector):
@@ -154,14 +165,27 @@ class _Timed:
 
 
 def _observe(response: Response) -> Response:
-    started = request.environ.get(_STARTED)
-    if started is not None:
-        rule = request.url_rule
-        endpoint = _CONVERTER.sub(r"<\1>", rule.rule) if rule is not None else "<unmatched>"
-        _app_metrics().observe(
-            request.method, endpoint, response.status_code, time.perf_counter() - started
-        )
+    record_request(
+        current_app, request.environ, request.method, request.url_rule, response.status_code
+    )
     return response
+
+
+def record_request(
+    app: Flask, environ: dict[str, Any], method: str, rule: Rule | None, status: int
+) -> None:
+    """Count a request answered by ``app`` (also for answers given before Flask's hooks)."""
+    started = environ.get(_STARTED)
+    metrics = app.extensions.get(_EXTENSION_KEY)
+    if started is None or metrics is None:
+        return
+    endpoint = _endpoint_label(rule.rule) if rule is not None else "<unmatched>"
+    metrics.observe(method, endpoint, status, time.perf_counter() - started)
+
+
+@functools.lru_cache(maxsize=1024)
+def _endpoint_label(rule: str) -> str:
+    return _CONVERTER.sub(r"<\1>", rule)
 
 
 def _app_metrics() -> RequestMetrics:

@@ -7,7 +7,7 @@ configured; writes go to the primary and then bump the cache versions they affec
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from hashlib import blake2b
@@ -16,10 +16,12 @@ from typing import Any
 from flask import Response, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import MultiDict
 
 from models import Product, Role, User, catalog
 from webapi import market
 from webapi.api import Blueprint
+from webapi.cache_hits import CacheKeys, CacheKeysFinder
 from webapi.caching import CachedBody, VersionedCache, json_response
 from webapi.pagination import Keyset, decode_cursor, paginate
 from webapi.problems import Problem
@@ -34,7 +36,7 @@ from webapi.product_schemas import (
 )
 from webapi.replicas import own_write_key, replicas_configured, session_for_read, track_writes
 from webapi.security import current_user, read_ahead, read_ahead_values, require_role
-from webapi.services import db_session, services
+from webapi.services import Services, db_session, services
 
 blp = Blueprint("products", __name__, url_prefix="/api/v1/products", description="Products")
 track_writes(blp)  # once for the whole app: reads after any write go to the primary
@@ -49,16 +51,16 @@ _ONE_PRODUCT = f"/<int(max={MAX_ID}):product_id>"
 # ---- cache keys: one version for all listings, one per owner, one per product -------------
 
 
-def _all_version() -> str:
-    return services().key("products", "v", "all")
+def _all_version(svc: Services) -> str:
+    return svc.key("products", "v", "all")
 
 
-def _owner_version(owner_id: int) -> str:
-    return services().key("products", "v", "owner", owner_id)
+def _owner_version(svc: Services, owner_id: int) -> str:
+    return svc.key("products", "v", "owner", owner_id)
 
 
-def _item_version(product_id: int) -> str:
-    return services().key("products", "v", "item", product_id)
+def _item_version(svc: Services, product_id: int) -> str:
+    return svc.key("products", "v", "item", product_id)
 
 
 def _recent_write_flag() -> str:
@@ -72,7 +74,9 @@ def _cache() -> VersionedCache:
 
 def _invalidate(product_id: int, owner_ids: set[int]) -> None:
     """After commit: listings (all, and each owner's) and the product itself are stale."""
-    keys = [_all_version(), _item_version(product_id), *map(_owner_version, owner_ids)]
+    svc = services()
+    owners = [_owner_version(svc, owner_id) for owner_id in owner_ids]
+    keys = [_all_version(svc), _item_version(svc, product_id), *owners]
     flags = None
     if replicas_configured():
         # While replicas may lag behind this write, nothing read from them is cached.
@@ -177,48 +181,62 @@ def _narrowing(args: dict[str, Any]) -> catalog.ProductFilter:
     )
 
 
-def _listing_entry_key() -> str:
+def _listing_entry_key(svc: Services, args: MultiDict[str, str]) -> str:
     """Keyed by the query string as sent: the same query always parses to the same page."""
-    query = sorted(request.args.items(multi=True))
+    query = sorted(args.items(multi=True))
     digest = blake2b(json.dumps(query).encode(), digest_size=16)
-    return services().key("products", "list", digest.hexdigest())
+    return svc.key("products", "list", digest.hexdigest())
 
 
-def _listing_keys_ahead(user_id: int) -> list[str]:
-    """The keys ``list_products`` reads, when the raw query names them plainly (else none)."""
-    owners = request.args.getlist("owner_id")
-    if request.args.get("include") == "market_price" or len(owners) > 1:
-        return []
+def _item_entry_key(svc: Services, product_id: int) -> str:
+    return svc.key("products", "item", product_id)
+
+
+def listing_cache_keys(
+    svc: Services, args: MultiDict[str, str], _view_args: Mapping[str, Any]
+) -> CacheKeys | None:
+    """The keys ``list_products`` reads, when the raw query names them plainly (else None)."""
+    owners = args.getlist("owner_id")
+    if args.get("include") == "market_price" or len(owners) > 1:
+        return None
     if owners and not (owners[0].isascii() and owners[0].isdigit() and owners[0][0] != "0"):
-        return []
-    version_key = _owner_version(int(owners[0])) if owners else _all_version()
-    return [version_key, _listing_entry_key(), *_flag_keys(user_id)]
+        return None
+    version_key = _owner_version(svc, int(owners[0])) if owners else _all_version(svc)
+    return CacheKeys(version_key, _listing_entry_key(svc, args))
 
 
-def _item_keys_ahead(user_id: int) -> list[str]:
-    product_id = (request.view_args or {}).get("product_id")
+def item_cache_keys(
+    svc: Services, _args: MultiDict[str, str], view_args: Mapping[str, Any]
+) -> CacheKeys | None:
+    """The keys ``get_product`` reads."""
+    product_id = view_args.get("product_id")
     if not isinstance(product_id, int):
-        return []
-    return [_item_version(product_id), _item_entry_key(product_id), *_flag_keys(user_id)]
+        return None
+    return CacheKeys(_item_version(svc, product_id), _item_entry_key(svc, product_id))
 
 
-def _item_entry_key(product_id: int) -> str:
-    return services().key("products", "item", product_id)
+def _keys_ahead(find: CacheKeysFinder) -> Callable[[int], list[str]]:
+    def keys_for(user_id: int) -> list[str]:
+        keys = find(services(), request.args, request.view_args or {})
+        return [keys.version, keys.entry, *_flag_keys(user_id)] if keys is not None else []
+
+    return keys_for
 
 
 @blp.route("")
 @blp.arguments(ProductListArgs(), location="query")
 @blp.response(200, ProductPage)
 @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current")
-@read_ahead(_listing_keys_ahead)
+@read_ahead(_keys_ahead(listing_cache_keys))
 def list_products(args: dict[str, Any]) -> ResponseReturnValue:
     """Products, oldest first (``order=-created_at``: newest first); archived ones left out
     unless ``archived=true``. Pages follow ``next_cursor``."""
     user = current_user()
     _checked_cursor(args["cursor"])
     owner_id = args.get("owner_id")
-    version_key = _all_version() if owner_id is None else _owner_version(owner_id)
-    entry_key = _listing_entry_key()
+    svc = services()
+    version_key = _all_version(svc) if owner_id is None else _owner_version(svc, owner_id)
+    entry_key = _listing_entry_key(svc, request.args)
     with_market = args.get("include") == "market_price"  # webapi.market owns this part
     if with_market:
         entry_key = f"{entry_key}:{market.listing_token()}"
@@ -239,7 +257,7 @@ def list_products(args: dict[str, Any]) -> ResponseReturnValue:
 @blp.route(_ONE_PRODUCT)
 @blp.response(200, ProductSchema)
 @blp.alt_response(304, description="Not modified: the If-None-Match ETag is current")
-@read_ahead(_item_keys_ahead)
+@read_ahead(_keys_ahead(item_cache_keys))
 def get_product(product_id: int) -> ResponseReturnValue:
     """One product, archived or not."""
     user = current_user()
@@ -248,7 +266,9 @@ def get_product(product_id: int) -> ResponseReturnValue:
         with _catalog_errors():
             return product_json(catalog.get_product(session, product_id))
 
-    return _cached_read(_item_version(product_id), _item_entry_key(product_id), user, render)
+    svc = services()
+    version_key, entry_key = _item_version(svc, product_id), _item_entry_key(svc, product_id)
+    return _cached_read(version_key, entry_key, user, render)
 
 
 @blp.route("", methods=["POST"])
@@ -297,3 +317,10 @@ def archive_product(product_id: int) -> ResponseReturnValue:
         catalog.archive_product(session, product)
     _invalidate(product.id, {product.owner_id})
     return ""
+
+
+# Answered from Redis before Flask when the entry is there (``webapi.cache_hits``).
+CACHED_READS: dict[str, CacheKeysFinder] = {
+    f"{blp.name}.{list_products.__name__}": listing_cache_keys,
+    f"{blp.name}.{get_product.__name__}": item_cache_keys,
+}

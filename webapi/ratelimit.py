@@ -40,3 +40,9 @@ def configure_limiter(app: Flask, settings: Settings) -> None:
         RATELIMIT_HEADERS_ENABLED=True,
     )
     limiter.init_app(app)
+
+
+def limits_on_every_route() -> bool:
+    """Whether default or application-wide limits are set (every route is then limited)."""
+    manager = limiter.limit_manager
+    return bool(manager.default_limits or manager.application_limits)

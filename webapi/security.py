@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -85,13 +85,20 @@ def auth_cache() -> AuthCache:
 
 def _is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
     user, revoked = _load_user_and_revocation(payload)
-    if user is not None and user.tokens_valid_after is not None:
-        issued = datetime.fromtimestamp(payload["iat"], UTC)
-        if issued < user.tokens_valid_after.replace(microsecond=0):
-            return True
+    if user is not None and issued_before_cut_off(payload, user.tokens_valid_after):
+        return True
     if revoked is None:
         revoked = revocation_list().is_revoked(payload["jti"])
     return revoked
+
+
+def issued_before_cut_off(claims: Mapping[str, Any], tokens_valid_after: datetime | None) -> bool:
+    """Whether the token was issued before the user's cut-off (logout everywhere, password
+    change): such a token counts as revoked."""
+    if tokens_valid_after is None:
+        return False
+    issued = datetime.fromtimestamp(claims["iat"], UTC)
+    return issued < tokens_valid_after.replace(microsecond=0)
 
 
 def _load_user_and_revocation(payload: dict[str, Any]) -> tuple[User | None, bool | None]:
@@ -192,17 +199,24 @@ def require_token_by_default(app: Flask) -> None:
 
 
 def _decode_access_token() -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """Header and claims of a valid access token in the Authorization header, decoded and
-    checked once with PyJWT (flask-jwt-extended decodes each token four times); None when the
-    header or the token is not a valid access token."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return verified_access_token(current_app, request.headers.get("Authorization", ""))
+
+
+def verified_access_token(
+    app: Flask, authorization: str
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Header and claims of a valid access token in an ``Authorization`` header value, decoded
+    and checked once per app with PyJWT (flask-jwt-extended decodes each token four times);
+    None when the header or the token is not a valid access token. Revocation and the user
+    are not checked here."""
+    scheme, _, token = authorization.partition(" ")
     if scheme != "Bearer" or not token or " " in token:
         return None
-    verified_tokens = current_app.extensions[_VERIFIED_TOKENS]
+    verified_tokens = app.extensions[_VERIFIED_TOKENS]
     verified = verified_tokens.get(token)
     if verified is not None and verified[1]["exp"] > time.time():
         return verified[0], dict(verified[1])
-    decoded = _verify(token)
+    decoded = _verify(token, app.config)
     if decoded is not None and isinstance(decoded[1].get("exp"), int | float):
         if len(verified_tokens) >= _VERIFIED_TOKENS_KEPT:
             verified_tokens.clear()
@@ -210,8 +224,7 @@ def _decode_access_token() -> tuple[dict[str, Any], dict[str, Any]] | None:
     return decoded
 
 
-def _verify(token: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    config = current_app.config
+def _verify(token: str, config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     try:
         # The same checks as flask-jwt-extended: signature, exp, iat, nbf, sub a string.
         decoded = pyjwt.decode_complete(

@@ -1,0 +1,129 @@
+"""Cache hits of product reads, answered before Flask.
+
+Through Flask, a cached ``GET /api/v1/products`` pays for the request context, Flask-Limiter's
+hooks, argument parsing and a transient ``User`` to send bytes that Redis already holds. This
+WSGI middleware answers such a hit itself, with the same checks and the same one Redis round
+trip, reusing the functions the Flask path calls:
+
+- the access token verified by ``security.verified_access_token`` (the app's memo);
+- one ``AuthCache.lookup`` MGET: the user's auth record, the token's revocation flag, the
+  revocation copy's sentinel, and the entry's version and the entry themselves;
+- the entry taken by ``VersionedCache.read`` from those values and answered like
+  ``caching.json_response`` (ETag, If-None-Match → 304, Cache-Control);
+- the answer counted in the request metrics like any other.
+
+Everything else falls through to Flask, which stays the one place that decides and refuses:
+no or bad token, a user record not in Redis, a token revoked or that Redis cannot vouch for,
+an inactive user, a token issued before the user's cut-off, an odd query or condition, a
+miss, Redis down (then Flask alone tries it for a second), rate limits set for every route.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Rule
+
+from webapi.auth_cache import AuthCache, AuthRead
+from webapi.caching import VersionedCache, plain_get, wsgi_json_answer
+from webapi.metrics import record_request
+from webapi.ratelimit import limits_on_every_route
+from webapi.security import issued_before_cut_off, verified_access_token
+from webapi.services import EXTENSION_KEY, Services
+
+WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
+Answer = tuple[str, list[tuple[str, str]], bytes]
+
+# After a Redis error Flask alone talks to Redis for this long: a hung Redis then costs one
+# timeout per request, not two.
+PAUSE_AFTER_REDIS_ERROR_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class CacheKeys:
+    """The Redis keys of one cached read: the version it is tagged with, and the entry."""
+
+    version: str
+    entry: str
+
+
+# (services, query arguments as sent, view arguments) -> the keys, or None when the view
+# reads no plain entry for this request.
+CacheKeysFinder = Callable[[Services, MultiDict[str, str], Mapping[str, Any]], CacheKeys | None]
+
+
+class CacheHitShortcut:
+    """Answers GETs of the endpoints in ``reads`` from their cache entry; the rest to Flask."""
+
+    def __init__(self, app: Flask, wsgi_app: WsgiApp, reads: Mapping[str, CacheKeysFinder]) -> None:
+        self._app = app
+        self.wsgi_app = wsgi_app
+        self._reads = dict(reads)
+        self._paused_until = 0.0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        answer = self._answer(environ) if plain_get(environ) else None
+        if answer is None:
+            return self.wsgi_app(environ, start_response)
+        status, headers, body = answer
+        start_response(status, headers)
+        return [body]
+
+    def _answer(self, environ: dict[str, Any]) -> Answer | None:
+        svc: Services = self._app.extensions[EXTENSION_KEY]
+        if svc.redis is None or svc.settings.cache_ttl_seconds <= 0:
+            return None
+        if time.monotonic() < self._paused_until or limits_on_every_route():
+            return None
+        token = verified_access_token(self._app, environ.get("HTTP_AUTHORIZATION", ""))
+        route = self._route(svc, environ) if token is not None else None
+        if token is None or route is None:
+            return None
+        rule, keys = route
+        read = self._auth_read(svc, token[1], keys)
+        if read is None:
+            return None
+        cache = VersionedCache(svc.redis, svc.settings.cache_ttl_seconds)
+        cached = cache.read(keys.version, keys.entry, read_ahead=read.ahead)
+        if cached is None or cached.entry is None:
+            return None
+        answer = wsgi_json_answer(cached.entry, environ)
+        record_request(self._app, environ, "GET", rule, int(answer[0][:3]))
+        return answer
+
+    def _route(self, svc: Services, environ: dict[str, Any]) -> tuple[Rule, CacheKeys] | None:
+        """The URL rule and cache keys of a cacheable read, matched as Flask matches it."""
+        request = self._app.request_class(environ)
+        adapter = self._app.create_url_adapter(request)
+        try:
+            rule, view_args = adapter.match(return_rule=True)  # type: ignore[union-attr]
+        except HTTPException:  # 404, 405, a redirect: Flask answers those
+            return None
+        find = self._reads.get(rule.endpoint)
+        keys = find(svc, request.args, view_args) if find is not None else None
+        return (rule, keys) if keys is not None else None
+
+    def _auth_read(self, svc: Services, claims: dict[str, Any], keys: CacheKeys) -> AuthRead | None:
+        """The auth round trip (with the entry's keys), if it clears the caller the way
+        ``security`` would; None leaves the request to Flask."""
+        try:
+            user_id = int(claims["sub"])
+        except (TypeError, ValueError):
+            return None
+        cache = AuthCache(svc.redis, svc.settings.redis_prefix)
+        read = cache.lookup(user_id, str(claims.get("jti")), (keys.version, keys.entry))
+        if not read.answered:
+            self._paused_until = time.monotonic() + PAUSE_AFTER_REDIS_ERROR_SECONDS
+            return None
+        record = read.record
+        if record is None or not record.is_active or read.revoked is not False:
+            return None
+        if issued_before_cut_off(claims, record.tokens_valid_after):
+            return None
+        return read
