@@ -119,18 +119,44 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+_PRODUCTS = Product.__table__.c
+# What a listing shows of a product. Table columns, not ORM attributes: a statement made of
+# them alone is plain Core, which SQLAlchemy compiles and loads without the ORM layer.
+PRODUCT_COLUMNS = (
+    _PRODUCTS.id,
+    _PRODUCTS.owner_id,
+    _PRODUCTS.sku,
+    _PRODUCTS.name,
+    _PRODUCTS.description,
+    _PRODUCTS.price,
+    _PRODUCTS.currency,
+    _PRODUCTS.created_at,
+    _PRODUCTS.updated_at,
+    _PRODUCTS.archived_at,
+)
+
+
 def products_query(narrowing: ProductFilter) -> Select[tuple[Product]]:
     """The (unordered) listing query; the caller pages it over (created_at, id)."""
-    query = select(Product)
+    return _narrowed(select(Product), narrowing)
+
+
+def product_rows_query(narrowing: ProductFilter) -> Select[Any]:
+    """``products_query`` selecting ``PRODUCT_COLUMNS``: plain rows, no ORM objects to build
+    (a page of 50 rows reads several times faster than 50 entities)."""
+    return _narrowed(select(*PRODUCT_COLUMNS), narrowing)
+
+
+def _narrowed(query: Select[Any], narrowing: ProductFilter) -> Select[Any]:
     if not narrowing.include_archived:
-        query = query.where(Product.archived_at.is_(None))
+        query = query.where(_PRODUCTS.archived_at.is_(None))
     if narrowing.owner_id is not None:
-        query = query.where(Product.owner_id == narrowing.owner_id)
+        query = query.where(_PRODUCTS.owner_id == narrowing.owner_id)
     if narrowing.sku is not None:
-        query = query.where(Product.sku == narrowing.sku)
+        query = query.where(_PRODUCTS.sku == narrowing.sku)
     if narrowing.name_contains:
         pattern = f"%{_escape_like(narrowing.name_contains)}%"
-        query = query.where(Product.name.ilike(pattern, escape="\\"))
+        query = query.where(_PRODUCTS.name.ilike(pattern, escape="\\"))
     if narrowing.updated_since is not None:
-        query = query.where(Product.updated_at >= narrowing.updated_since)
+        query = query.where(_PRODUCTS.updated_at >= narrowing.updated_since)
     return query

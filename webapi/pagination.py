@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from marshmallow import Schema, fields, validate
-from sqlalchemy import Select, literal, tuple_
+from sqlalchemy import Column, Connection, Row, Select, literal, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from webapi.problems import Problem
@@ -78,7 +78,7 @@ def decode_cursor(cursor: str, width: int) -> list[Any]:
 class Keyset:
     """The ordered columns a listing pages over, ending with a unique one (the id)."""
 
-    columns: tuple[InstrumentedAttribute[Any], ...]
+    columns: tuple[InstrumentedAttribute[Any] | Column[Any], ...]
     descending: bool = False
 
     def order(self, query: Select[Any]) -> Select[Any]:
@@ -104,9 +104,27 @@ def paginate(
     key_of: Callable[[Any], Sequence[Any]] | None = None,
 ) -> tuple[list[Any], str | None]:
     """One page of ``query`` (selecting one entity) and the cursor of the next page."""
-    if cursor:
-        query = query.where(keyset.after(decode_cursor(cursor, len(keyset.columns))))
-    rows = list(session.scalars(keyset.order(query).limit(limit + 1)))
+    statement = keyset.order(_after(query, keyset, cursor)).limit(limit + 1)
+    return _page(list(session.scalars(statement)), keyset, limit, key_of)
+
+
+def paginate_rows(
+    connection: Connection, query: Select[Any], keyset: Keyset, *, cursor: str | None, limit: int
+) -> tuple[list[Row[Any]], str | None]:
+    """``paginate`` for a Core query selecting columns (the keyset's among them): plain rows."""
+    statement = keyset.order(_after(query, keyset, cursor)).limit(limit + 1)
+    return _page(list(connection.execute(statement).all()), keyset, limit, None)
+
+
+def _after(query: Select[Any], keyset: Keyset, cursor: str | None) -> Select[Any]:
+    if not cursor:
+        return query
+    return query.where(keyset.after(decode_cursor(cursor, len(keyset.columns))))
+
+
+def _page(
+    rows: list[T], keyset: Keyset, limit: int, key_of: Callable[[T], Sequence[Any]] | None
+) -> tuple[list[T], str | None]:
     has_more = len(rows) > limit
     rows = rows[:limit]
     if not has_more or not rows:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -157,3 +158,34 @@ def product_json(product: Any) -> dict[str, Any]:
         "updated_at": _iso(product.updated_at),
         "archived_at": _iso(product.archived_at),
     }
+
+
+def product_rows_json(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
+    """``product_json`` of each row of ``models.catalog.PRODUCT_COLUMNS``, unpacked as tuples
+    (a listing page renders about twice as fast); a test keeps the two identical."""
+    return [
+        {
+            "id": id_,
+            "owner_id": owner_id,
+            "sku": sku,
+            "name": name,
+            "description": description,
+            "price": format_price(price),
+            "currency": currency,
+            "created_at": created_at and created_at.isoformat(),
+            "updated_at": updated_at and updated_at.isoformat(),
+            "archived_at": archived_at and archived_at.isoformat(),
+        }
+        for (
+            id_,
+            owner_id,
+            sku,
+            name,
+            description,
+            price,
+            currency,
+            created_at,
+            updated_at,
+            archived_at,
+        ) in rows
+    ]

@@ -13,8 +13,10 @@ from datetime import datetime
 from hashlib import blake2b
 from typing import Any
 
+import orjson
 from flask import Response, request, url_for
 from flask.typing import ResponseReturnValue
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
@@ -23,7 +25,7 @@ from webapi import market
 from webapi.api import Blueprint
 from webapi.cache_hits import CacheKeys, CacheKeysFinder
 from webapi.caching import CachedBody, VersionedCache, json_response
-from webapi.pagination import Keyset, decode_cursor, paginate
+from webapi.pagination import Keyset, decode_cursor, paginate_rows
 from webapi.problems import Problem
 from webapi.product_schemas import (
     MAX_ID,
@@ -33,6 +35,7 @@ from webapi.product_schemas import (
     ProductSchema,
     ProductUpdate,
     product_json,
+    product_rows_json,
 )
 from webapi.replicas import own_write_key, replicas_configured, session_for_read, track_writes
 from webapi.security import current_user, read_ahead, read_ahead_values, require_role
@@ -41,11 +44,14 @@ from webapi.services import Services, db_session, services
 blp = Blueprint("products", __name__, url_prefix="/api/v1/products", description="Products")
 track_writes(blp)  # once for the whole app: reads after any write go to the primary
 
+_PRODUCTS = Product.__table__.c
+# Over the table's columns, like ``catalog.product_rows_query``: the page stays plain Core.
 KEYSETS = {
-    "created_at": Keyset((Product.created_at, Product.id)),
-    "-created_at": Keyset((Product.created_at, Product.id), descending=True),
+    "created_at": Keyset((_PRODUCTS.created_at, _PRODUCTS.id)),
+    "-created_at": Keyset((_PRODUCTS.created_at, _PRODUCTS.id), descending=True),
 }
 _ONE_PRODUCT = f"/<int(max={MAX_ID}):product_id>"
+_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
 # ---- cache keys: one version for all listings, one per owner, one per product -------------
@@ -85,7 +91,10 @@ def _invalidate(product_id: int, owner_ids: set[int]) -> None:
 
 
 def _dumps(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON, byte for byte what ``json.dumps(data, separators=(",", ":"),
+    ensure_ascii=False).encode()`` gives for these bodies (a test holds that), in a tenth of
+    the time."""
+    return orjson.dumps(data)
 
 
 def _flag_keys(user_id: int) -> list[str]:
@@ -106,11 +115,19 @@ def _cached_read(
     fresh = read is None or (with_replicas and read.flags[0])
     session = session_for_read(fresh=fresh)
     with session.begin():
+        # Reads only: each statement commits on its own (no BEGIN/COMMIT round trips); under
+        # READ COMMITTED every statement has its own snapshot in a transaction too.
+        _products_connection(session, execution_options=_AUTOCOMMIT)
         cached = CachedBody.of(_dumps(render(session)))
     replica_may_lag = with_replicas and not fresh and read is not None and read.flags[1]
     if read is not None and not replica_may_lag:
         cache.store(entry_key, read.version, cached)
     return json_response(cached)
+
+
+def _products_connection(session: Session, **options: Any) -> Connection:
+    """The session's connection for the products table (its binds go by mapped class)."""
+    return session.connection(bind_arguments={"mapper": Product}, **options)
 
 
 # ---- authorization and errors ---------------------------------------------------------------
@@ -242,11 +259,15 @@ def list_products(args: dict[str, Any]) -> ResponseReturnValue:
         entry_key = f"{entry_key}:{market.listing_token()}"
 
     def render(session: Session) -> dict[str, Any]:
-        query = catalog.products_query(_narrowing(args))
-        items, next_cursor = paginate(
-            session, query, KEYSETS[args["order"]], cursor=args["cursor"], limit=args["limit"]
+        query = catalog.product_rows_query(_narrowing(args))
+        rows, next_cursor = paginate_rows(
+            _products_connection(session),
+            query,
+            KEYSETS[args["order"]],
+            cursor=args["cursor"],
+            limit=args["limit"],
         )
-        page = [product_json(item) for item in items]
+        page = product_rows_json(rows)
         if with_market:
             market.add_market_prices(session, page)
         return {"items": page, "next_cursor": next_cursor}

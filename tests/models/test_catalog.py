@@ -92,9 +92,16 @@ def test_archive_is_idempotent(database, owner_id) -> None:
 
 
 def _names(database: Database, narrowing: catalog.ProductFilter) -> list[str]:
+    """The names the listing query finds; its plain-rows twin must find the same rows."""
     with database.session() as session:
         query = catalog.products_query(narrowing).order_by(Product.id)
-        return [product.name for product in session.scalars(query)]
+        names = [product.name for product in session.scalars(query)]
+        rows = session.execute(
+            catalog.product_rows_query(narrowing).order_by(Product.id),
+            bind_arguments={"mapper": Product},
+        )
+        assert [row.name for row in rows] == names
+        return names
 
 
 def test_filters_and_like_escaping(database, owner_id) -> None:

@@ -13,7 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from models import Database, Product
+from models import Database, Product, catalog
 from tests.conftest import Account
 
 PROBLEM = "application/problem+json"
@@ -492,7 +492,7 @@ def test_owner_listings_survive_writes_to_other_owners(
 def test_the_fast_serializer_matches_the_documented_schema(
     client, manager, make_product, database
 ) -> None:
-    from webapi.product_schemas import ProductSchema, product_json
+    from webapi.product_schemas import ProductSchema, product_json, product_rows_json
 
     kept = make_product(manager, description="d", price="0.0001")
     gone = make_product(manager)
@@ -501,3 +501,26 @@ def test_the_fast_serializer_matches_the_documented_schema(
         for product_id in (kept["id"], gone["id"]):
             product = session.get(Product, product_id)
             assert product_json(product) == ProductSchema().dump(product)
+        narrowing = catalog.ProductFilter(include_archived=True)
+        products = session.scalars(catalog.products_query(narrowing).order_by(Product.id)).all()
+        rows = session.execute(
+            catalog.product_rows_query(narrowing).order_by(Product.id),
+            bind_arguments={"mapper": Product},
+        ).all()
+        assert product_rows_json(rows) == [product_json(product) for product in products]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "".join(map(chr, range(128))),
+        'quote " backslash \\ slash / tab \t',
+        "caf\u00e9 \u2028 \u2029 \ufeff \U0001f600 \u00a0 \u0000",
+    ],
+)
+def test_bodies_are_encoded_as_json_dumps_encodes_them(text: str) -> None:
+    from webapi.products import _dumps
+
+    data = {"items": [{"id": 2**63 - 1, "name": text, "description": None}], "next": "x"}
+    expected = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    assert _dumps(data) == expected
