@@ -116,9 +116,12 @@ class VersionedCache:
         """Version, entry and the existence of ``flag_keys`` in one MGET; None if Redis is down.
 
         No round trip at all when ``read_ahead`` (values fetched earlier in this request)
-        holds every key."""
+        holds every key, or when entries are off (TTL 0) and no flag is asked for."""
         if self._redis is None:
             return None
+        flag_keys = list(flag_keys)
+        if not self.stores_entries and not flag_keys:
+            return CacheRead(None, None, ())  # nothing to learn from Redis: no round trip
         keys = [version_key, entry_key, *flag_keys]
         if read_ahead is not None and all(key in read_ahead for key in keys):
             values = [read_ahead[key] for key in keys]

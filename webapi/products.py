@@ -234,7 +234,10 @@ def item_cache_keys(
 
 def _keys_ahead(find: CacheKeysFinder) -> Callable[[int], list[str]]:
     def keys_for(user_id: int) -> list[str]:
-        keys = find(services(), request.args, request.view_args or {})
+        svc = services()
+        if not _cache().stores_entries:
+            return _flag_keys(user_id)  # entries off: the read needs the flags only
+        keys = find(svc, request.args, request.view_args or {})
         return [keys.version, keys.entry, *_flag_keys(user_id)] if keys is not None else []
 
     return keys_for

@@ -74,6 +74,14 @@ def test_ttl_zero_turns_entries_off(keys) -> None:
     assert cache.read(version_key, entry_key).entry is None
 
 
+def test_ttl_zero_without_flags_reads_nothing_from_redis(keys) -> None:
+    cache = VersionedCache(redis.Redis.from_url(CLOSED_PORT_URL), ttl_seconds=0)
+    version_key, entry_key = keys
+    read = cache.read(version_key, entry_key)  # an unreachable Redis is never asked
+    assert read is not None and read.entry is None and read.flags == ()
+    assert cache.read(version_key, entry_key, [entry_key]) is None  # flags need Redis
+
+
 def test_an_unreachable_redis_degrades_to_no_cache(keys) -> None:
     cache = VersionedCache(redis.Redis.from_url(CLOSED_PORT_URL, socket_timeout=0.5), 60)
     version_key, entry_key = keys
