@@ -4,8 +4,11 @@ uncached, against a bare Flask app serving a 50-item JSON list under the same gu
 Creates a scratch PostgreSQL database (migrations, one manager, --products products), starts
 each server on a free 127.0.0.1 port with the production settings of ``shelfwatch up``
 (2 workers x 4 threads; no access log for either server), runs wrk with 32 connections on
-each server in turn (--rounds), prints requests/s, p99 and the ratios to the bare app; then
-stops the servers, drops the database and deletes its Redis keys.
+each server in turn (--rounds), prints requests/s, p99 and the ratios to the bare app, and the
+CPU time each request cost the server's processes, Redis and PostgreSQL (steadier than
+requests/s on a shared machine: it is what decides the ratios when wrk, the servers and the
+databases share the cores); then stops the servers, drops the database and deletes its Redis
+keys.
 
     python bench/api_throughput.py                # 10 s per server, in 3 rounds of ~3 s
     python bench/api_throughput.py --duration 30 --rounds 5
@@ -28,10 +31,12 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from scratch import REDIS_URL, free_port, scratch_database
+import psycopg
+import redis
+from scratch import ADMIN_URL, REDIS_URL, free_port, scratch_database
 from sqlalchemy import text
 
 from models import Role, create_database
@@ -51,6 +56,53 @@ class Result:
     requests_per_second: float
     p99_ms: float
     non_2xx: int
+    requests: int = 0
+    cpu_us: dict[str, float] = field(default_factory=dict)  # per request, by party
+
+
+@dataclass
+class Target:
+    label: str
+    url: str
+    token: str | None
+    server_pid: int
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of one process, from /proc (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(child) for child in task.read_text().split()]
+    return found
+
+
+@dataclass
+class Parties:
+    """The processes whose CPU a request costs: a server (gunicorn and its workers), Redis,
+    and the PostgreSQL backends connected to the scratch database."""
+
+    redis_pid: int
+    database: str
+
+    def cpu(self, server_pid: int) -> dict[str, float]:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            backends = admin.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.database,)
+            ).fetchall()
+        server = [server_pid, *children(server_pid)]
+        return {
+            "server": sum(map(process_cpu, server)),
+            "redis": process_cpu(self.redis_pid),
+            "postgres": sum(process_cpu(pid) for (pid,) in backends),
+        }
 
 
 def prepare(settings: Settings, products: int) -> str:
@@ -75,8 +127,8 @@ def prepare(settings: Settings, products: int) -> str:
 
 
 @contextmanager
-def gunicorn(app_spec: str, env: dict[str, str], chdir: Path = ROOT) -> Iterator[str]:
-    """A gunicorn serving ``app_spec`` on a free port; yields its base URL."""
+def gunicorn(app_spec: str, env: dict[str, str], chdir: Path = ROOT) -> Iterator[tuple[str, int]]:
+    """A gunicorn serving ``app_spec`` on a free port; yields its base URL and pid."""
     port = free_port()
     command = [sys.executable, "-m", "gunicorn", app_spec, f"--bind=127.0.0.1:{port}", *GUNICORN]
     server = subprocess.Popen(
@@ -88,7 +140,7 @@ def gunicorn(app_spec: str, env: dict[str, str], chdir: Path = ROOT) -> Iterator
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(base, server)
-        yield base
+        yield base, server.pid
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -123,39 +175,48 @@ def login(base: str, email: str) -> str:
 
 
 def interleaved(
-    targets: list[tuple[str, str, str | None]], duration: int, rounds: int
+    targets: list[Target], parties: Parties, duration: int, rounds: int
 ) -> list[Result]:
     """Each server in turn, ``rounds`` times: a shared machine's load swings then weigh on all
-    of them alike. Requests/s is the mean of the rounds, p99 their median."""
-    runs: dict[str, list[Result]] = {label: [] for label, _url, _token in targets}
+    of them alike. Requests/s is the mean of the rounds, p99 their median, CPU per request
+    the total over the rounds divided by the requests."""
+    runs: dict[str, list[Result]] = {target.label: [] for target in targets}
     seconds = max(1, round(duration / rounds))
     for round_number in range(rounds):
-        for label, url, token in targets:
-            runs[label].append(wrk(label, url, seconds, token, warm_up=round_number == 0))
-    return [
-        Result(
-            label,
-            statistics.fmean(run.requests_per_second for run in results),
-            statistics.median(run.p99_ms for run in results),
-            sum(run.non_2xx for run in results),
-        )
-        for label, results in runs.items()
-    ]
+        for target in targets:
+            if round_number == 0:
+                wrk(target.label, target.url, 2, target.token)  # warm-up
+            before = parties.cpu(target.server_pid)
+            result = wrk(target.label, target.url, seconds, target.token)
+            after = parties.cpu(target.server_pid)
+            result.cpu_us = {name: (after[name] - before[name]) * 1e6 for name in after}
+            runs[target.label].append(result)
+    return [combined(label, results) for label, results in runs.items()]
 
 
-def wrk(
-    label: str, url: str, duration: int, token: str | None = None, *, warm_up: bool = True
-) -> Result:
+def combined(label: str, results: list[Result]) -> Result:
+    requests = sum(run.requests for run in results)
+    cpu = {name: sum(run.cpu_us[name] for run in results) / requests for name in results[0].cpu_us}
+    return Result(
+        label,
+        statistics.fmean(run.requests_per_second for run in results),
+        statistics.median(run.p99_ms for run in results),
+        sum(run.non_2xx for run in results),
+        requests,
+        cpu,
+    )
+
+
+def wrk(label: str, url: str, duration: int, token: str | None = None) -> Result:
     headers = ["-H", f"Authorization: Bearer {token}"] if token else []
     command = ["wrk", "-t2", "-c32", f"-d{duration}s", "--latency", *headers, url]
-    if warm_up:
-        subprocess.run([*command[:3], "-d2s", *command[4:]], check=True, capture_output=True)
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     value, unit = re.search(r"\s99%\s+([\d.]+)(us|ms|s)", output).groups()
     p99 = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return Result(label, rate, p99, int(errors.group(1)) if errors else 0)
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    return Result(label, rate, p99, int(errors.group(1)) if errors else 0, requests)
 
 
 def main() -> None:
@@ -185,15 +246,18 @@ def main() -> None:
         }
         settings = Settings(mode="production", database_url=url, secret_key=env["SECRET_KEY"])
         email = prepare(settings, args.products)
+        parties = Parties(redis.Redis.from_url(REDIS_URL).info("server")["process_id"], prefix)
         with ExitStack() as servers:
-            bare = servers.enter_context(gunicorn("bare_flask_app:app", {}, chdir=ROOT / "bench"))
-            targets = [("bare Flask, 50-item list", bare + PATH, None)]
+            bare, pid = servers.enter_context(
+                gunicorn("bare_flask_app:app", {}, chdir=ROOT / "bench")
+            )
+            targets = [Target("bare Flask, 50-item list", bare + PATH, None, pid)]
             for label, ttl in (("shelfwatch, cached", "300"), ("shelfwatch, uncached", "0")):
-                base = servers.enter_context(
+                base, pid = servers.enter_context(
                     gunicorn("webapi:create_app()", {**env, "CACHE_TTL_SECONDS": ttl})
                 )
-                targets.append((label, base + PATH, login(base, email)))
-            results = interleaved(targets, args.duration, args.rounds)
+                targets.append(Target(label, base + PATH, login(base, email), pid))
+            results = interleaved(targets, parties, args.duration, args.rounds)
     report(results)
 
 
@@ -210,6 +274,18 @@ def report(results: list[Result]) -> None:
             f" {ratio:>7.2f}x {target:>7} {result.non_2xx:>8}"
         )
     print("target p99 < 25 ms")
+    bare_cpu = sum(results[0].cpu_us.values())
+    print("\nCPU per request, microseconds (gunicorn master + workers, Redis, PostgreSQL backends)")
+    print(f"{'server':<26} {'server':>8} {'redis':>7} {'postgres':>9} {'total':>8} {'vs bare':>8}")
+    for result in results:
+        cpu = result.cpu_us
+        total = sum(cpu.values())
+        print(
+            f"{result.label:<26} {cpu['server']:>8.0f} {cpu['redis']:>7.0f}"
+            f" {cpu['postgres']:>9.0f} {total:>8.0f} {total / bare_cpu:>7.2f}x"
+        )
+    print("(targets by CPU: cached <= ~1.4x, uncached <= ~2.8x of the bare request)")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
