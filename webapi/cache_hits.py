@@ -66,6 +66,7 @@ class CacheHitShortcut:
         self.wsgi_app = wsgi_app
         self._reads = dict(reads)
         self._paused_until = 0.0
+        self._path_prefixes: tuple[str, ...] | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         answer = self._answer(environ) if plain_get(environ) else None
@@ -76,6 +77,8 @@ class CacheHitShortcut:
         return [body]
 
     def _answer(self, environ: dict[str, Any]) -> Answer | None:
+        if not environ.get("PATH_INFO", "").startswith(self._prefixes()):
+            return None  # other endpoints: no cost beyond this test
         svc: Services = self._app.extensions[EXTENSION_KEY]
         if svc.redis is None or svc.settings.cache_ttl_seconds <= 0:
             return None
@@ -100,14 +103,24 @@ class CacheHitShortcut:
     def _route(self, svc: Services, environ: dict[str, Any]) -> tuple[Rule, CacheKeys] | None:
         """The URL rule and cache keys of a cacheable read, matched as Flask matches it."""
         request = self._app.request_class(environ)
-        adapter = self._app.create_url_adapter(request)
         try:
+            adapter = self._app.create_url_adapter(request)
             rule, view_args = adapter.match(return_rule=True)  # type: ignore[union-attr]
-        except HTTPException:  # 404, 405, a redirect: Flask answers those
+        except HTTPException:  # 404, 405, a redirect, an untrusted host: Flask answers those
             return None
         find = self._reads.get(rule.endpoint)
         keys = find(svc, request.args, view_args) if find is not None else None
         return (rule, keys) if keys is not None else None
+
+    def _prefixes(self) -> tuple[str, ...]:
+        """The static beginnings of the cacheable endpoints' URL rules."""
+        if self._path_prefixes is None:
+            self._path_prefixes = tuple(
+                rule.rule.split("<", 1)[0]
+                for rule in self._app.url_map.iter_rules()
+                if rule.endpoint in self._reads
+            )
+        return self._path_prefixes
 
     def _auth_read(self, svc: Services, claims: dict[str, Any], keys: CacheKeys) -> AuthRead | None:
         """The auth round trip (with the entry's keys), if it clears the caller the way
