@@ -35,6 +35,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
+from models.autocommit import fetch_one_autocommitted
 from models.base import utcnow
 from models.products import Product
 from models.stock_statements import LEDGER, LEVELS, ledger_statements, move_statement
@@ -222,27 +223,40 @@ def move_stock(
     values = _ledger_values(request, created_by, idempotency_key, None)
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            with engine.connect() as connection:
-                autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
-                return _apply_in_one_statement(autocommit, request, values)
+            row = fetch_one_autocommitted(engine, move_statement(), values)
         except DBAPIError as error:
+            if isinstance(error, IntegrityError) and not is_retryable(error):
+                with engine.connect() as connection:
+                    raise _unknown_reference(connection, request, error) from error
             if attempt == ATTEMPTS or not is_retryable(error):
                 raise
             _back_off(attempt)
+            continue
+        if row is not None:
+            return Applied(Movement.written(row[0], values), replayed=False)
+        with engine.connect() as connection:
+            return _why_nothing_changed(connection, request, values)
     raise AssertionError("unreachable")
 
 
 def _apply_in_one_statement(
     connection: Connection, request: MovementRequest, values: dict[str, Any]
 ) -> Applied:
-    """PostgreSQL: the whole movement in ``MOVE_SQL``; when it changed nothing, find out why
-    (a replay, an unknown id or short stock: the rare path pays the extra queries)."""
+    """PostgreSQL: the whole movement in ``MOVE_SQL``, in the caller's transaction."""
     try:
         row = connection.execute(move_statement(), values).first()
     except IntegrityError as error:
         raise _unknown_reference(connection, request, error) from error
     if row is not None:
         return Applied(Movement.written(row.id, values), replayed=False)
+    return _why_nothing_changed(connection, request, values)
+
+
+def _why_nothing_changed(
+    connection: Connection, request: MovementRequest, values: dict[str, Any]
+) -> Applied:
+    """After ``MOVE_SQL`` changed nothing: replay the earlier movement with this key, or
+    raise why (an unknown id, short stock). The rare path pays for these queries."""
     key = values["v_idempotency_key"]
     if key is not None:
         earlier = find_by_key(connection, values["v_created_by"], key)
