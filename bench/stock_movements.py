@@ -1,23 +1,27 @@
 """Stock movements per second at 16 concurrent clients vs pgbench TPC-B on the same database.
 
 One scratch PostgreSQL database holds both: pgbench's tables (``pgbench -i``) and ours
-(migrations), with --products x --warehouses stock levels of 1,000,000 each. Three runs, each
+(migrations), with --products x --warehouses stock levels of 1,000,000 each. Four runs, each
 --duration seconds with 16 clients:
 
 1. ``pgbench -c 16 -j 2 -T <duration>`` (built-in TPC-B: 3 updates, 1 select, 1 insert);
 2. domain level: 16 threads (split over --processes processes) calling
    ``models.stock.apply_movement`` in a retrying transaction each (70 % transfers, 30 %
-   shipments, random product and warehouses) — the ledger's own cost with the Python driver;
-3. HTTP: ``POST /api/v1/stock-movements`` through gunicorn (--workers x --threads) driven by
+   shipments, random product and warehouses) — the ledger's own cost with the Python driver,
+   as the Celery batch task runs it;
+3. the same with ``models.stock.move_stock`` (a transaction of its own: on PostgreSQL one
+   autocommitted statement), as the HTTP shell runs it;
+4. HTTP: ``POST /api/v1/stock-movements`` through gunicorn (--workers x --threads) driven by
    wrk with 16 connections and a Lua script making the same mix, signed in as a manager
    assigned to every warehouse (JWT check, assignment lookup cached in Redis, validation,
    ledger write): the honest end-to-end figure.
 
 After each run every stock level is compared with the sum of its ledger (zero lost updates)
-and checked non-negative. Prints movements/s, the ratio to pgbench's TPS (target >= 0.3x) and
-the checks; drops the database and its Redis keys at the end.
+and checked non-negative. Prints movements/s, the ratio to pgbench's TPS (target >= 0.3x),
+the checks, and the CPU time per operation of each process involved (on a shared machine
+the steadier measure); drops the database and its Redis keys at the end.
 
-    python bench/stock_movements.py                 # about 2 minutes
+    python bench/stock_movements.py                 # about 2.5 minutes
     python bench/stock_movements.py --duration 60 --skip-http
 """
 
@@ -29,6 +33,7 @@ import multiprocessing
 import os
 import random
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -50,7 +55,13 @@ from sqlalchemy import text
 from models import MovementKind, Role, create_database
 from models.accounts import create_user
 from models.assignments import PairChange, apply_changes
-from models.stock import InsufficientStock, MovementRequest, apply_movement, retrying
+from models.stock import (
+    InsufficientStock,
+    MovementRequest,
+    apply_movement,
+    move_stock,
+    retrying,
+)
 from models.warehouses import Warehouse
 from shelfwatch import migrate
 from shelfwatch.config import Settings
@@ -93,6 +104,80 @@ class Figure:
     label: str
     per_second: float
     detail: str
+    cpu: str = ""  # CPU milliseconds per operation of each party, when measured
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def pids_whose_command_has(word: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if word in command:
+                found.append(int(entry.name))
+    return found
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class BackendCpu:
+    """CPU of this database's PostgreSQL backends during a run (its own process title names
+    the database), sampled every 0.2 s so that backends of pools closed at the end count."""
+
+    def __init__(self, database: str) -> None:
+        self.word = f" {database} "
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
+
+    def __enter__(self) -> BackendCpu:
+        self._sample()
+        self.first = dict(self.last)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.wait(0.2):
+            self._sample()
+
+    def _sample(self) -> None:
+        for pid in pids_whose_command_has(self.word):
+            if pid != os.getpid():
+                self.last[pid] = max(self.last.get(pid, 0.0), process_cpu(pid))
+
+    @property
+    def seconds(self) -> float:
+        return sum(cpu - self.first.get(pid, 0.0) for pid, cpu in self.last.items())
+
+
+def cpu_per(count: float, parties: dict[str, float]) -> str:
+    """``parties`` (CPU seconds) as milliseconds per operation, with their sum."""
+    count = max(count, 1)
+    costs = ", ".join(f"{name} {seconds * 1000 / count:.2f}" for name, seconds in parties.items())
+    return f"{costs}; sum {sum(parties.values()) * 1000 / count:.2f}"
 
 
 def prepare(settings: Settings, products: int, warehouses: int) -> int:
@@ -133,25 +218,29 @@ def run_pgbench(database: str, duration: int, scale: int) -> Figure:
         check=True,
         capture_output=True,
     )
-    output = subprocess.run(
-        [
-            "pgbench",
-            "-c",
-            str(CLIENTS),
-            "-j",
-            "2",
-            "-T",
-            str(duration),
-            "-h",
-            "127.0.0.1",
-            database,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    client_before = children_cpu()
+    with BackendCpu(database) as backends:
+        output = subprocess.run(
+            [
+                "pgbench",
+                "-c",
+                str(CLIENTS),
+                "-j",
+                "2",
+                "-T",
+                str(duration),
+                "-h",
+                "127.0.0.1",
+                database,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", output).group(1))
-    return Figure("pgbench TPC-B", tps, f"-c16 -j2, scale {scale}")
+    done = int(re.search(r"number of transactions actually processed: (\d+)", output).group(1))
+    cpu = cpu_per(done, {"pgbench": children_cpu() - client_before, "postgres": backends.seconds})
+    return Figure("pgbench TPC-B", tps, f"-c16 -j2, scale {scale}", f"per transaction: {cpu}")
 
 
 def random_movement(rng: random.Random, products: int, warehouses: int) -> MovementRequest:
@@ -177,18 +266,24 @@ def domain_worker(
     products: int,
     warehouses: int,
     deadline: float,
+    own_transaction: bool,
     counts: multiprocessing.Queue,
 ) -> None:
     db = create_database(Settings.model_validate_json(settings_json))
     done: list[tuple[int, int]] = []
 
+    def apply(movement: MovementRequest) -> None:
+        if own_transaction:  # as the HTTP shell does: one autocommitted statement
+            move_stock(db.primary, movement, user_id)
+        else:  # as the Celery batch task does: in a transaction the caller owns
+            retrying(db.session, lambda s: apply_movement(s, movement, user_id))
+
     def client(seed: int) -> None:
         rng = random.Random(seed)
         applied = refused = 0
         while time.monotonic() < deadline:
-            movement = random_movement(rng, products, warehouses)
             try:
-                retrying(db.session, lambda s, m=movement: apply_movement(s, m, user_id))
+                apply(random_movement(rng, products, warehouses))
                 applied += 1
             except InsufficientStock:
                 refused += 1
@@ -200,10 +295,18 @@ def domain_worker(
     for thread in pool:
         thread.join()
     db.dispose()
-    counts.put((sum(a for a, _ in done), sum(r for _, r in done)))
+    applied, refused = sum(a for a, _ in done), sum(r for _, r in done)
+    counts.put((applied, refused, time.process_time()))
 
 
-def run_domain(settings: Settings, user_id: int, args: argparse.Namespace) -> Figure:
+def run_domain(
+    settings: Settings,
+    user_id: int,
+    args: argparse.Namespace,
+    database: str,
+    *,
+    own_transaction: bool,
+) -> Figure:
     counts: multiprocessing.Queue = multiprocessing.Queue()
     start = time.monotonic()
     deadline = start + args.duration
@@ -218,24 +321,30 @@ def run_domain(settings: Settings, user_id: int, args: argparse.Namespace) -> Fi
                 args.products,
                 args.warehouses,
                 deadline,
+                own_transaction,
                 counts,
             ),
         )
         for _ in range(args.processes)
     ]
-    for worker in workers:
-        worker.start()
-    results = [counts.get(timeout=args.duration + 60) for _ in workers]
-    for worker in workers:
-        worker.join()
-    applied = sum(a for a, _ in results)
-    refused = sum(r for _, r in results)
+    with BackendCpu(database) as backends:
+        for worker in workers:
+            worker.start()
+        results = [counts.get(timeout=args.duration + 60) for _ in workers]
+        for worker in workers:
+            worker.join()
+    applied = sum(a for a, _, _ in results)
+    refused = sum(r for _, r, _ in results)
+    clients = sum(cpu for _, _, cpu in results)
     detail = f"{args.processes} processes x {per_process} threads; {refused} refused (409)"
-    return Figure("domain apply_movement", applied / args.duration, detail)
+    cpu = cpu_per(applied + refused, {"Python clients": clients, "postgres": backends.seconds})
+    label = "domain move_stock" if own_transaction else "domain apply_movement"
+    return Figure(label, applied / args.duration, detail, f"per movement: {cpu}")
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[str]:
+def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[tuple[str, int]]:
+    """The server's base URL and its master's pid."""
     port = free_port()
     server = subprocess.Popen(
         [
@@ -262,7 +371,7 @@ def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[str]:
                 break
             except OSError:
                 time.sleep(0.2)
-        yield base
+        yield base, server.pid
     finally:
         server.send_signal(signal.SIGTERM)
         try:
@@ -282,8 +391,28 @@ def login(base: str) -> str:
         return json.load(answer)["access_token"]
 
 
-def run_http(env: dict[str, str], args: argparse.Namespace) -> Figure:
-    with gunicorn(env, args.workers, args.threads) as base, tempfile.TemporaryDirectory() as tmp:
+def gunicorn_cpu(master: int) -> float:
+    """CPU seconds of the master and its workers."""
+    pids = [master]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+        except OSError:
+            continue
+        if int(parent) == master:
+            pids.append(int(entry.name))
+    return sum(process_cpu(pid) for pid in pids)
+
+
+def redis_cpu() -> float:
+    return sum(process_cpu(pid) for pid in pids_whose_command_has("redis-server"))
+
+
+def run_http(env: dict[str, str], args: argparse.Namespace, database: str) -> Figure:
+    server = gunicorn(env, args.workers, args.threads)
+    with server as (base, master), tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "movements.lua"
         script.write_text(LUA)
         wrk_env = {
@@ -295,13 +424,20 @@ def run_http(env: dict[str, str], args: argparse.Namespace) -> Figure:
         url = base + "/api/v1/stock-movements"
         command = ["wrk", "-t2", f"-c{CLIENTS}", "--latency", "-s", str(script)]
         subprocess.run([*command, "-d2s", url], check=True, capture_output=True, env=wrk_env)
-        output = subprocess.run(
-            [*command, f"-d{args.duration}s", url],
-            check=True,
-            capture_output=True,
-            text=True,
-            env=wrk_env,
-        ).stdout
+        before = {"gunicorn": gunicorn_cpu(master), "wrk": children_cpu(), "redis": redis_cpu()}
+        with BackendCpu(database) as backends:
+            output = subprocess.run(
+                [*command, f"-d{args.duration}s", url],
+                check=True,
+                capture_output=True,
+                text=True,
+                env=wrk_env,
+            ).stdout
+        after = {"gunicorn": gunicorn_cpu(master), "wrk": children_cpu(), "redis": redis_cpu()}
+    used = {name: after[name] - before[name] for name in before}
+    used["postgres"] = backends.seconds
+    used["redis (whole server)"] = used.pop("redis")
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     p99 = re.search(r"\s99%\s+([\d.]+\w+)", output).group(1)
@@ -309,7 +445,8 @@ def run_http(env: dict[str, str], args: argparse.Namespace) -> Figure:
         f"gunicorn {args.workers}x{args.threads}, wrk -c16; p99 {p99}; "
         f"non-2xx (409 insufficient) {non_2xx.group(1) if non_2xx else 0}"
     )
-    return Figure("HTTP POST /stock-movements", rate, detail)
+    cpu = cpu_per(requests, used)
+    return Figure("HTTP POST /stock-movements", rate, detail, f"per request: {cpu}")
 
 
 def check_ledger(database_url: str) -> tuple[int, int, int]:
@@ -362,7 +499,8 @@ def main() -> None:
         figures.append(run_pgbench(name, args.duration, args.pgbench_scale))
         runs = []
         if not args.skip_domain:
-            runs.append(lambda: run_domain(settings, user_id, args))
+            runs.append(lambda: run_domain(settings, user_id, args, name, own_transaction=False))
+            runs.append(lambda: run_domain(settings, user_id, args, name, own_transaction=True))
         if not args.skip_http:
             env = {
                 "SHELFWATCH_MODE": "production",
@@ -374,7 +512,7 @@ def main() -> None:
                 "SECRET_KEY": secret,
                 "LOG_LEVEL": "WARNING",
             }
-            runs.append(lambda: run_http(env, args))
+            runs.append(lambda: run_http(env, args, name))
         for run in runs:
             figures.append(run())
             checks.append((figures[-1].label, *check_ledger(url)))
@@ -395,6 +533,10 @@ def report(figures: list[Figure], checks: list[tuple[str, int, int, int]]) -> No
             f"  {label:<28} {differing} levels differ from the ledger, {negative} negative,"
             f" {rows} ledger rows: {verdict}"
         )
+    print("\nCPU milliseconds per operation, by process (from /proc; PostgreSQL: this database's")
+    print("backends only; Redis: the whole server, shared with anything else running):")
+    for figure in figures:
+        print(f"  {figure.label:<28} {figure.cpu}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ pair, inside the caller's transaction: a bulk request is atomic.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -153,20 +153,31 @@ class AssignmentCache:
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds
 
-    def _keys(self, user_id: int) -> tuple[str, str]:
+    def keys(self, user_id: int) -> tuple[str, str]:
+        """The user's version and entry keys (a caller may read them ahead, see below)."""
         return (
             f"{self.prefix}assignments:version:{user_id}",
             f"{self.prefix}assignments:data:{user_id}",
         )
 
-    def warehouse_ids(self, user_id: int, load: Callable[[], set[int]]) -> set[int]:
+    def warehouse_ids(
+        self,
+        user_id: int,
+        load: Callable[[], set[int]],
+        read_ahead: Mapping[str, bytes | None] | None = None,
+    ) -> set[int]:
+        """The user's warehouse ids; ``read_ahead`` may hold both keys' values, read by the
+        caller in an earlier round trip of the same request (then no round trip here)."""
         if self.redis is None:
             return load()
-        version_key, data_key = self._keys(user_id)
-        try:
-            raw_version, cached = self.redis.mget(version_key, data_key)
-        except _redis_errors():
-            return load()
+        version_key, data_key = self.keys(user_id)
+        if read_ahead is not None and version_key in read_ahead and data_key in read_ahead:
+            raw_version, cached = read_ahead[version_key], read_ahead[data_key]
+        else:
+            try:
+                raw_version, cached = self.redis.mget(version_key, data_key)
+            except _redis_errors():
+                return load()
         version = int(raw_version or 0)
         if cached is not None:
             cached_version, _, ids = cached.partition(b"|")
@@ -188,7 +199,7 @@ class AssignmentCache:
             with self.redis.pipeline(transaction=False) as pipe:
                 for user_id in set(user_ids):
                     # No expiry: a version that restarted at 0 could meet an old entry.
-                    pipe.incr(self._keys(user_id)[0])
+                    pipe.incr(self.keys(user_id)[0])
                 pipe.execute()
         except _redis_errors():
             return False

@@ -59,23 +59,71 @@ class MovementCreate(Schema):
 
     @post_load
     def _to_request(self, data: dict[str, Any], **_kwargs: Any) -> MovementRequest:
-        if data["kind"] == MovementKind.ADJUSTMENT:
-            return MovementRequest.adjustment(
-                data["product_id"],
-                data["warehouse_id"],
-                data["quantity"],
-                data["reason"] or data["note"],
-                data["reference"],
-            )
-        return MovementRequest(
-            MovementKind(data["kind"]),
+        return _movement_request(data)
+
+    def load(self, data: Any, *, many: Any = None, partial: Any = None, unknown: Any = None) -> Any:
+        # A plainly valid movement skips marshmallow's field machinery (most of a movement's
+        # parsing cost); anything else goes through the schema, which reports what is wrong.
+        if many is None and partial is None:
+            plain = plainly_valid_movement(data)
+            if plain is not None:
+                return plain
+        return super().load(data, many=many, partial=partial, unknown=unknown)
+
+
+def _movement_request(data: dict[str, Any]) -> MovementRequest:
+    if data["kind"] == MovementKind.ADJUSTMENT:
+        return MovementRequest.adjustment(
             data["product_id"],
+            data["warehouse_id"],
             data["quantity"],
-            from_warehouse_id=data["from_warehouse_id"],
-            to_warehouse_id=data["to_warehouse_id"],
-            reference=data["reference"],
-            note=data["note"],
+            data["reason"] or data["note"],
+            data["reference"],
         )
+    return MovementRequest(
+        MovementKind(data["kind"]),
+        data["product_id"],
+        data["quantity"],
+        from_warehouse_id=data["from_warehouse_id"],
+        to_warehouse_id=data["to_warehouse_id"],
+        reference=data["reference"],
+        note=data["note"],
+    )
+
+
+# What ``MovementCreate`` accepts, as plain checks: (name, required, type, low, high); for
+# strings low/high bound the length. None is accepted wherever the schema loads a default.
+_PLAIN_FIELDS = (
+    ("kind", True, str, 1, 16),
+    ("product_id", True, int, 1, MAX_ID),
+    ("from_warehouse_id", False, int, 1, MAX_ID),
+    ("to_warehouse_id", False, int, 1, MAX_ID),
+    ("warehouse_id", False, int, 1, MAX_ID),
+    ("quantity", True, int, -MAX_QUANTITY, MAX_QUANTITY),
+    ("reference", False, str, 0, 200),
+    ("note", False, str, 0, 2000),
+    ("reason", False, str, 1, 2000),
+)
+_PLAIN_NAMES = frozenset(name for name, *_ in _PLAIN_FIELDS)
+
+
+def plainly_valid_movement(body: Any) -> MovementRequest | None:
+    """The movement ``MovementCreate`` would load from ``body``, or None unless ``body`` is
+    plainly valid (then the schema decides, and words the errors)."""
+    if type(body) is not dict or not _PLAIN_NAMES.issuperset(body):
+        return None
+    data: dict[str, Any] = {}
+    for name, required, kind, low, high in _PLAIN_FIELDS:
+        value = body.get(name)
+        if value is None:
+            if required:
+                return None
+        elif type(value) is not kind or not low <= (len(value) if kind is str else value) <= high:
+            return None
+        data[name] = value
+    if data["kind"] not in _NEEDS or _direction_errors(data):
+        return None
+    return _movement_request(data)
 
 
 _NEEDS = {
@@ -112,6 +160,11 @@ class AsyncArgs(Schema):
         load_default=False,
         metadata={"description": "queue the movement and answer 202 with a status URL"},
     )
+
+    def load(self, data: Any, *, many: Any = None, partial: Any = None, unknown: Any = None) -> Any:
+        if not data and many is None and partial is None:  # no query string: the default
+            return {"async_": False}
+        return super().load(data, many=many, partial=partial, unknown=unknown)
 
 
 class BatchCreate(Schema):

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from models import User
 from models.assignments import AssignmentCache, assigned_warehouse_ids
 from webapi.problems import Problem
+from webapi.security import read_ahead_values
 from webapi.services import services
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,12 @@ log = logging.getLogger(__name__)
 def assignment_cache() -> AssignmentCache:
     svc = services()
     return AssignmentCache(svc.redis, svc.settings.redis_prefix, svc.settings.cache_ttl_seconds)
+
+
+def assignment_keys(user_id: int) -> tuple[str, ...]:
+    """The Redis keys of the user's cached lookup: a view that checks assignments reads them
+    in the auth round trip with ``@read_ahead(assignment_keys)``."""
+    return assignment_cache().keys(user_id)
 
 
 def visible_warehouse_ids(user: User) -> set[int] | None:
@@ -31,7 +38,7 @@ def visible_warehouse_ids(user: User) -> set[int] | None:
         with services().db.session() as session:
             return assigned_warehouse_ids(session, user.id)
 
-    return assignment_cache().warehouse_ids(user.id, load)
+    return assignment_cache().warehouse_ids(user.id, load, read_ahead_values())
 
 
 def can_see_warehouse(user: User, warehouse_id: int) -> bool:

@@ -30,6 +30,7 @@ from models.stock import (
     apply_movement,
     ledger_balance,
     level_quantity,
+    move_stock,
     retrying,
 )
 from shelfwatch import migrate
@@ -41,9 +42,15 @@ class Inventory:
     user_id: int
     product_id: int
     warehouses: list[int]
+    # How ``move`` applies: ``apply_movement`` in the caller's transaction (tasks), or
+    # ``move_stock`` in a transaction of its own (HTTP; one autocommitted statement).
+    entry: str = "transaction"
 
 
-def make_inventory(db: Database, warehouses: int = 3) -> Inventory:
+ENTRIES = ["transaction", "own-transaction"]
+
+
+def make_inventory(db: Database, warehouses: int = 3, entry: str = "transaction") -> Inventory:
     with db.transaction() as session:
         user = create_user(session, "ledger@example.com", "a long password", Role.MANAGER)
         session.flush()
@@ -53,15 +60,17 @@ def make_inventory(db: Database, warehouses: int = 3) -> Inventory:
         places = [Warehouse(code=f"W{i}", name=f"Warehouse {i}") for i in range(warehouses)]
         session.add_all([product, *places])
         session.flush()
-        return Inventory(user.id, product.id, [w.id for w in places])
+        return Inventory(user.id, product.id, [w.id for w in places], entry)
 
 
-@pytest.fixture
-def inventory(database: Database) -> Inventory:
-    return make_inventory(database)
+@pytest.fixture(params=ENTRIES)
+def inventory(database: Database, request: pytest.FixtureRequest) -> Inventory:
+    return make_inventory(database, entry=request.param)
 
 
 def move(db: Database, inv: Inventory, request: MovementRequest, key: str | None = None):
+    if inv.entry == "own-transaction":
+        return move_stock(db.primary, request, inv.user_id, idempotency_key=key)
     return retrying(
         db.session, lambda s: apply_movement(s, request, inv.user_id, idempotency_key=key)
     )
@@ -252,12 +261,13 @@ def test_opposite_transfers_neither_deadlock_nor_lose_updates(
     assert_levels_match_ledger(database, inventory)
 
 
-def test_embedded_sqlite_ledger(tmp_path: Path) -> None:
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_embedded_sqlite_ledger(tmp_path: Path, entry: str) -> None:
     settings = Settings(mode="embedded", data_dir=tmp_path, redis_url=None)
     migrate.upgrade(settings)
     db = create_database(settings)
     try:
-        inv = make_inventory(db, warehouses=2)
+        inv = make_inventory(db, warehouses=2, entry=entry)
         a, b = inv.warehouses
         move(db, inv, receipt(inv, a, 5))
         move(db, inv, transfer(inv, a, b, 2), key="k")

@@ -207,6 +207,27 @@ def test_a_transfer_needs_both_warehouses(
     assert post(client, clerk, body).status_code == 201
 
 
+def test_a_removed_assignment_refuses_the_very_next_movement(
+    client: FlaskClient,
+    clerk: Account,
+    admin: Account,
+    room: Stockroom,
+    assign_to: Callable[[int, int], None],
+) -> None:
+    # The lookup is read ahead in the auth round trip (cached after the first movement): the
+    # removal must still be seen by the next request.
+    assign_to(clerk.id, room.w1)
+    assert post(client, clerk, receipt(room, room.w1, 1)).status_code == 201
+    assert post(client, clerk, receipt(room, room.w1, 1)).status_code == 201
+    membership = f"/api/v1/warehouses/{room.w1}/users/{clerk.id}"
+    assert client.delete(membership, headers=admin.headers).status_code == 204
+    refused = post(client, clerk, receipt(room, room.w1, 1))
+    assert refused.status_code == 403
+    assert refused.json["type"] == "/problems/not-assigned"
+    assert client.put(membership, headers=admin.headers).status_code == 201
+    assert post(client, clerk, receipt(room, room.w1, 1)).status_code == 201
+
+
 def test_admins_see_everything_and_others_only_their_movements(
     client: FlaskClient,
     clerk: Account,

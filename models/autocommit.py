@@ -1,0 +1,59 @@
+"""One statement run on its own, outside any transaction, straight on the pooled driver
+connection.
+
+For a statement that is a whole transaction by itself (PostgreSQL runs a single statement
+atomically), SQLAlchemy's execution layer, and switching a ``Connection`` to AUTOCOMMIT and
+back, cost more Python time than PostgreSQL takes to run it. Here the statement is compiled
+once by SQLAlchemy and executed by the driver; the pool (with its pre-ping) still hands out and
+takes back the connection, and driver errors come out wrapped as SQLAlchemy's (``IntegrityError``,
+``OperationalError``…) just as ``Connection.execute`` raises them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Dialect, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
+
+
+@cache
+def _compiled(statement: ClauseElement, dialect: Dialect) -> str:
+    return str(statement.compile(dialect=dialect))
+
+
+def fetch_one_autocommitted(
+    engine: Engine, statement: ClauseElement, values: Mapping[str, Any]
+) -> tuple[Any, ...] | None:
+    """The first row of ``statement`` run in a transaction of its own (None: no row).
+
+    ``values`` go to the driver as they are: no SQLAlchemy type processing runs, so they must
+    be what the driver takes (typed casts in the statement make NULLs unambiguous).
+    """
+    sql = _compiled(statement, engine.dialect)
+    pooled = engine.raw_connection()
+    driver = pooled.driver_connection
+    try:
+        driver.autocommit = True
+        try:
+            return driver.execute(sql, values).fetchone()
+        except engine.dialect.loaded_dbapi.Error as error:
+            lost = engine.dialect.is_disconnect(error, driver, None)
+            if lost:
+                pooled.invalidate(error)
+            raise DBAPIError.instance(
+                sql,
+                values,
+                error,
+                engine.dialect.loaded_dbapi.Error,
+                connection_invalidated=lost,
+                dialect=engine.dialect,
+            ) from error
+        finally:
+            if not driver.closed:
+                driver.autocommit = False
+    finally:
+        pooled.close()
