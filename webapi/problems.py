@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask, Response, json, request
 from marshmallow import Schema, fields
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_MIMETYPE = "application/problem+json"
@@ -159,6 +160,22 @@ def register_problem_handlers(app: Flask) -> None:
     def _http(error: HTTPException) -> Response:
         # Flask-Limiter adds Retry-After to 429 answers in its after_request hook.
         return problem_response(_from_http_exception(error))
+
+    @app.errorhandler(sa_exc.OperationalError)
+    @app.errorhandler(sa_exc.InterfaceError)
+    @app.errorhandler(sa_exc.TimeoutError)
+    def _database_unavailable(error: Exception) -> Response:
+        # Lost connection, server restarting, pool exhausted: nothing was written, a retry
+        # may succeed. Anything else from the database stays a logged 500.
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, error)
+        return problem_response(
+            Problem(
+                503,
+                "database-unavailable",
+                "The database cannot be reached right now; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
