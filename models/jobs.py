@@ -304,16 +304,17 @@ def finish_chunk(
         progress = session.execute(_FINISH, params, bind_arguments=_SCRAPING).first()
         if progress is None:
             return None
+        worker = progress.worker
     else:
         done = session.execute(_FINISH_CHUNK, params, bind_arguments=_SCRAPING).first()
         if done is None:
             return None
-        progress = _add_done(session, chunk.job_id, 1)
+        progress, worker = _add_done(session, chunk.job_id, 1), done.worker
     if progress.chunks_done < progress.chunks_total:
         return None
     if progress.chunks_total == 1:
         # The job's only chunk: aggregate what this call just wrote, without reading it back.
-        ended = _ChunkEnd(status.value, stats, _clip(error), progress.worker)
+        ended = _ChunkEnd(status.value, stats, _clip(error), worker)
         return _finalize(session, chunk.job_id, [ended], progress.cancel_requested)
     return finalize_job(session, chunk.job_id, cancelled=progress.cancel_requested)
 

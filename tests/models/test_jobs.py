@@ -219,5 +219,13 @@ def test_the_lifecycle_on_sqlite(tmp_path: Path) -> None:
         job = _get(db, job_id)
         assert (job.status, job.chunks_done, job.stats["items"]) == ("succeeded", 2, 2)
         assert job.stats["workers"] == ["host0", "host1"]
+        single_id, [single_chunk] = _job(db, URLS[:1])
+        with db.transaction() as session:
+            chunk = claim_chunk(session, single_chunk, "host9/1/1")
+            assert chunk is not None
+            final = finish_chunk(session, chunk, status=JobStatus.FAILED, stats={}, error="boom")
+        job = _get(db, single_id)
+        assert (final, job.status, job.error) == (JobStatus.FAILED, "failed", "boom")
+        assert job.stats["workers"] == ["host9"]
     finally:
         db.dispose()
