@@ -509,6 +509,11 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=20.0, help="measured seconds")
     parser.add_argument("--max-jobs", type=int, default=10_000, help="small jobs at most")
     parser.add_argument("--rate-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--only",
+        choices=["small-jobs"],
+        help="run only this part (with its own baseline); the others are skipped",
+    )
     options = parser.parse_args()
     if options.quick:
         options.products, options.latency_jobs = 1000, 30
@@ -554,6 +559,11 @@ def main() -> None:
 
 def run(bench: Bench, api: ApiServer, site: Any, ports: tuple[int, int], options: Any) -> None:
     port, small_port = ports
+    if options.only == "small-jobs":
+        bench.start_workers(2)
+        baseline = baseline_latencies(bench, 3)
+        report_small_jobs(bench, api, small_port, options, statistics.median(baseline) * 1000)
+        return
     print(f"site: {options.products} products on 127.0.0.1:{port}; 2 cores shared with the site")
     bare_wall, bare_crawl = bare_throughput(bench, port, options.products)
     print(f"bare Scrapy process (spawn to exit): {bare_wall:7.1f} products/s")
@@ -585,6 +595,21 @@ def run(bench: Bench, api: ApiServer, site: Any, ports: tuple[int, int], options
           f" (target >= 1.50; vs crawl alone {two / bare_crawl:.2f})")  # fmt: skip
     print(cpu.report())
 
+    report_small_jobs(bench, api, small_port, options, base)
+    bench.stop_workers()
+
+    limited = bench.settings.model_copy(update={"domain_rate_overrides": ["127.0.0.1=10"]})
+    bench.start_workers(2, limited)
+    found_rate = rate_accuracy(bench, options.rate_seconds, 10.0)
+    print(f"rate limit 10/s over {options.rate_seconds:.0f}s, 2 workers: measured"
+          f" {found_rate['rate']:.2f} req/s ({found_rate['rate'] / 10 - 1:+.1%}, target +-5%);"
+          f" busiest 1-s window {found_rate['worst_second']:.0f} requests (bucket 11)")  # fmt: skip
+
+
+def report_small_jobs(
+    bench: Bench, api: ApiServer, small_port: int, options: Any, base: float
+) -> None:
+    """Part 3 with two workers running; ``base`` is one Scrapy process per job, in ms."""
     small = many_small_jobs(bench, api, small_port, options)
     rate = small["finished_per_s"]
     print(f"many small jobs (gunicorn API, {options.clients} client processes, 2 workers,"
@@ -595,14 +620,6 @@ def run(bench: Bench, api: ApiServer, site: Any, ports: tuple[int, int], options
           f" {small['submitted_per_s']:.0f}/s, first POST to last job done"
           f" {small['overall_per_s']:.0f}/s")  # fmt: skip
     print(small["cpu"])
-    bench.stop_workers()
-
-    limited = bench.settings.model_copy(update={"domain_rate_overrides": ["127.0.0.1=10"]})
-    bench.start_workers(2, limited)
-    found_rate = rate_accuracy(bench, options.rate_seconds, 10.0)
-    print(f"rate limit 10/s over {options.rate_seconds:.0f}s, 2 workers: measured"
-          f" {found_rate['rate']:.2f} req/s ({found_rate['rate'] / 10 - 1:+.1%}, target +-5%);"
-          f" busiest 1-s window {found_rate['worst_second']:.0f} requests (bucket 11)")  # fmt: skip
 
 
 if __name__ == "__main__":

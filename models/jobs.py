@@ -13,10 +13,10 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Row, case, func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Row, bindparam, case, func, insert, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from models.base import utcnow
 from models.job_stats import merge_stats
@@ -67,6 +67,93 @@ class ChunkControl:
     cancel_requested: bool
 
 
+# The hot statements of a job's life, built once (their compiled forms are cached) on the
+# tables, without the ORM's bulk-update machinery; the values go in as named parameters.
+_chunks = ScrapeChunk.__table__
+_jobs = ScrapeJob.__table__
+# Core statements find the scraping engine through this.
+_SCRAPING: dict[str, Any] = {"mapper": ScrapeChunk}
+_UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+_INSERT_JOB = insert(_jobs)
+_INSERT_CHUNKS = insert(_chunks).returning(_chunks.c.id, sort_by_parameter_order=True)
+_CLAIM_CHUNK = (
+    update(_chunks)
+    .where(_chunks.c.id == bindparam("chunk_id"), _chunks.c.status == JobStatus.QUEUED.value)
+    .values(
+        status=JobStatus.RUNNING.value,
+        attempts=_chunks.c.attempts + 1,
+        worker=bindparam("claim_worker"),
+        heartbeat_at=bindparam("claim_now"),
+        started_at=bindparam("claim_now"),
+        finished_at=None,
+    )
+    .returning(_chunks.c.job_id, _chunks.c.urls, _chunks.c.attempts)
+)
+# The job becomes running with its first claim, and tells what to crawl.
+_CLAIM_JOB = _jobs.update().values(
+    status=case((_jobs.c.status == JobStatus.QUEUED.value, JobStatus.RUNNING.value),
+                else_=_jobs.c.status),
+    started_at=func.coalesce(_jobs.c.started_at, bindparam("claim_now")),
+)  # fmt: skip
+_JOB_FIELDS = (_jobs.c.spider, _jobs.c.args, _jobs.c.max_age, _jobs.c.settings)
+_claimed = _CLAIM_CHUNK.cte("claimed")
+_CLAIM = (
+    _CLAIM_JOB.where(_jobs.c.id == _claimed.c.job_id)
+    .returning(_claimed.c.job_id, _claimed.c.urls, _claimed.c.attempts, *_JOB_FIELDS)
+)  # fmt: skip
+_CLAIM_JOB_BY_ID = _CLAIM_JOB.where(_jobs.c.id == bindparam("job_id")).returning(*_JOB_FIELDS)
+
+_FINISH_CHUNK = (
+    update(_chunks)
+    .where(
+        _chunks.c.id == bindparam("chunk_id"),
+        _chunks.c.status == JobStatus.RUNNING.value,
+        _chunks.c.attempts == bindparam("attempt"),
+    )
+    .values(
+        status=bindparam("end_status"),
+        stats=bindparam("end_stats", type_=_chunks.c.stats.type),
+        error=bindparam("end_error"),
+        finished_at=bindparam("end_now"),
+    )
+    .returning(_chunks.c.job_id, _chunks.c.worker)
+)
+_PROGRESS = (_jobs.c.chunks_done, _jobs.c.chunks_total, _jobs.c.cancel_requested)
+_COUNT_DONE = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("job_id"))
+    .values(chunks_done=_jobs.c.chunks_done + bindparam("count"))
+    .returning(*_PROGRESS)
+)
+_finished = _FINISH_CHUNK.cte("finished")
+_FINISH = (
+    update(_jobs)
+    .where(_jobs.c.id == _finished.c.job_id)
+    .values(chunks_done=_jobs.c.chunks_done + 1)
+    .returning(*_PROGRESS, _finished.c.worker)
+)
+_CHUNK_ENDS = (
+    select(_chunks.c.status, _chunks.c.stats, _chunks.c.error, _chunks.c.worker)
+    .where(_chunks.c.job_id == bindparam("job_id"))
+    .order_by(_chunks.c.seq)
+)
+_FINALIZE = (
+    update(_jobs)
+    .where(_jobs.c.id == bindparam("job_id"), _jobs.c.status.in_(_UNFINISHED))
+    .values(
+        status=bindparam("final_status"),
+        stats=bindparam("final_stats", type_=_jobs.c.stats.type),
+        error=bindparam("final_error"),
+        finished_at=bindparam("final_now"),
+    )
+)
+
+
+def _postgresql(session: Session) -> bool:
+    return session.get_bind(ScrapeChunk).dialect.name == "postgresql"
+
+
 def split_urls(urls: Sequence[str], chunk_size: int) -> list[list[str]]:
     size = max(1, chunk_size)
     return [list(urls[start : start + size]) for start in range(0, len(urls), size)] or [[]]
@@ -104,15 +191,26 @@ def create_job(
         schedule_id=schedule_id,
         run_key=run_key,
         created_at=utcnow(),
+        error=None,
+        started_at=None,
+        finished_at=None,
     )
-    session.add(job)
-    session.flush()
-    # The chunks need only their ids back: one INSERT ... RETURNING for all of them, without
-    # the ORM's unit of work (a third of the submission's CPU for a one-URL job).
+    # Two Core INSERTs instead of the ORM's unit of work (most of a one-URL submission's CPU
+    # was the flush); the chunks need only their ids back.
+    session.execute(
+        _INSERT_JOB,
+        {column.key: getattr(job, column.key) for column in _jobs.c},
+        bind_arguments=_SCRAPING,
+    )
     chunk_ids = session.scalars(
-        insert(ScrapeChunk).returning(ScrapeChunk.id, sort_by_parameter_order=True),
+        _INSERT_CHUNKS,
         [{"job_id": job.id, "seq": seq, "urls": part} for seq, part in enumerate(parts)],
+        bind_arguments=_SCRAPING,
     ).all()
+    # The row is written: the session takes the object as loaded from it (every column set
+    # above), so callers use it as a persistent job without a flush or a read-back.
+    make_transient_to_detached(job)
+    session.add(job)
     return job, [
         ChunkRef(chunk_id, job.id, spider, len(part), priority)
         for chunk_id, part in zip(chunk_ids, parts, strict=True)
@@ -136,35 +234,19 @@ def queued_chunks(session: Session, job_id: str) -> list[ChunkRef]:
 
 def claim_chunk(session: Session, chunk_id: int, worker: str) -> ClaimedChunk | None:
     """Take a queued chunk (None if another worker has it, it is done, or it was cancelled)."""
-    now = utcnow()
-    claimed = session.execute(
-        update(ScrapeChunk)
-        .where(ScrapeChunk.id == chunk_id, ScrapeChunk.status == JobStatus.QUEUED.value)
-        .values(
-            status=JobStatus.RUNNING.value,
-            attempts=ScrapeChunk.attempts + 1,
-            worker=worker[:200],
-            heartbeat_at=now,
-            started_at=now,
-            finished_at=None,
-        )
-        .returning(ScrapeChunk.job_id, ScrapeChunk.urls, ScrapeChunk.attempts)
-        .execution_options(**_NO_SYNC)
-    ).first()
-    if claimed is None:
-        return None
-    # One statement: the job becomes running with its first claim, and tells what to crawl.
-    first_claim = ScrapeJob.status == JobStatus.QUEUED.value
-    job = session.execute(
-        update(ScrapeJob)
-        .where(ScrapeJob.id == claimed.job_id)
-        .values(
-            status=case((first_claim, JobStatus.RUNNING.value), else_=ScrapeJob.status),
-            started_at=func.coalesce(ScrapeJob.started_at, now),
-        )
-        .returning(ScrapeJob.spider, ScrapeJob.args, ScrapeJob.max_age, ScrapeJob.settings)
-        .execution_options(**_NO_SYNC)
-    ).one()
+    params = {"chunk_id": chunk_id, "claim_worker": worker[:200], "claim_now": utcnow()}
+    if _postgresql(session):
+        # One statement: the chunk's UPDATE as a CTE feeding the job's (one round trip).
+        row = session.execute(_CLAIM, params, bind_arguments=_SCRAPING).first()
+        if row is None:
+            return None
+        claimed, job = row, row
+    else:
+        claimed = session.execute(_CLAIM_CHUNK, params, bind_arguments=_SCRAPING).first()
+        if claimed is None:
+            return None
+        params["job_id"] = claimed.job_id
+        job = session.execute(_CLAIM_JOB_BY_ID, params, bind_arguments=_SCRAPING).one()
     return ClaimedChunk(
         chunk_id=chunk_id,
         job_id=claimed.job_id,
@@ -209,33 +291,55 @@ def finish_chunk(
     Does nothing (returns None) when the chunk is no longer this attempt's: recovery gave it
     to another worker, whose result counts instead.
     """
-    done = session.execute(
-        update(ScrapeChunk)
-        .where(
-            ScrapeChunk.id == chunk.chunk_id,
-            ScrapeChunk.status == JobStatus.RUNNING.value,
-            ScrapeChunk.attempts == chunk.attempt,
-        )
-        .values(status=status.value, stats=stats, error=_clip(error), finished_at=utcnow())
-        .execution_options(**_NO_SYNC)
-    ).rowcount
-    if not done:
+    params = {
+        "chunk_id": chunk.chunk_id,
+        "attempt": chunk.attempt,
+        "end_status": status.value,
+        "end_stats": stats,
+        "end_error": _clip(error),
+        "end_now": utcnow(),
+    }
+    if _postgresql(session):
+        # One statement: the chunk's UPDATE as a CTE, counted on its job in the same round trip.
+        progress = session.execute(_FINISH, params, bind_arguments=_SCRAPING).first()
+        if progress is None:
+            return None
+        worker = progress.worker
+    else:
+        done = session.execute(_FINISH_CHUNK, params, bind_arguments=_SCRAPING).first()
+        if done is None:
+            return None
+        progress, worker = _add_done(session, chunk.job_id, 1), done.worker
+    if progress.chunks_done < progress.chunks_total:
         return None
-    return _count_done(session, chunk.job_id, 1)
+    if progress.chunks_total == 1:
+        # The job's only chunk: aggregate what this call just wrote, without reading it back.
+        ended = _ChunkEnd(status.value, stats, _clip(error), worker)
+        return _finalize(session, chunk.job_id, [ended], progress.cancel_requested)
+    return finalize_job(session, chunk.job_id, cancelled=progress.cancel_requested)
 
 
 def _count_done(session: Session, job_id: str, count: int) -> JobStatus | None:
     """Add ``count`` finished chunks; the call that completes the job finalizes it."""
-    progress = session.execute(
-        update(ScrapeJob)
-        .where(ScrapeJob.id == job_id)
-        .values(chunks_done=ScrapeJob.chunks_done + count)
-        .returning(ScrapeJob.chunks_done, ScrapeJob.chunks_total, ScrapeJob.cancel_requested)
-        .execution_options(**_NO_SYNC)
-    ).one()
+    progress = _add_done(session, job_id, count)
     if progress.chunks_done < progress.chunks_total:
         return None
     return finalize_job(session, job_id, cancelled=progress.cancel_requested)
+
+
+def _add_done(session: Session, job_id: str, count: int) -> Row[Any]:
+    return session.execute(
+        _COUNT_DONE, {"job_id": job_id, "count": count}, bind_arguments=_SCRAPING
+    ).one()
+
+
+class _ChunkEnd(NamedTuple):
+    """What aggregation reads of a chunk."""
+
+    status: str
+    stats: dict[str, Any] | None
+    error: str | None
+    worker: str | None
 
 
 def finalize_job(session: Session, job_id: str, cancelled: bool | None = None) -> JobStatus | None:
@@ -244,36 +348,34 @@ def finalize_job(session: Session, job_id: str, cancelled: bool | None = None) -
     Returns None while some chunk has not ended, or when the job was already final.
     ``cancelled`` is the job's cancel flag when the caller has just read it.
     """
-    chunks = session.execute(
-        select(ScrapeChunk.status, ScrapeChunk.stats, ScrapeChunk.error, ScrapeChunk.worker)
-        .where(ScrapeChunk.job_id == job_id)
-        .order_by(ScrapeChunk.seq)
-    ).all()
+    rows = session.execute(_CHUNK_ENDS, {"job_id": job_id}, bind_arguments=_SCRAPING).all()
+    chunks = [_ChunkEnd(*row) for row in rows]
     if any(not JobStatus(c.status).finished for c in chunks):
         return None
-    stats = merge_stats(c.stats for c in chunks)
-    stats["workers"] = sorted({_host(c.worker) for c in chunks if c.worker})
     if cancelled is None:
         cancelled = cancel_requested(session, job_id)
+    return _finalize(session, job_id, chunks, cancelled)
+
+
+def _finalize(
+    session: Session, job_id: str, chunks: Sequence[_ChunkEnd], cancelled: bool
+) -> JobStatus | None:
+    """Write the job's aggregate of ``chunks`` (all ended) unless the job is final already."""
+    stats = merge_stats(c.stats for c in chunks)
+    stats["workers"] = sorted({_host(c.worker) for c in chunks if c.worker})
     status = final_status(chunks, stats, cancelled)
-    updated = session.execute(
-        update(ScrapeJob)
-        .where(ScrapeJob.id == job_id, ScrapeJob.status.in_(_UNFINISHED))
-        .values(
-            status=status.value,
-            stats=stats,
-            error=_error_summary(chunks, stats),
-            finished_at=utcnow(),
-        )
-        .execution_options(**_NO_SYNC)
-    ).rowcount
+    params = {
+        "job_id": job_id,
+        "final_status": status.value,
+        "final_stats": stats,
+        "final_error": _error_summary(chunks, stats),
+        "final_now": utcnow(),
+    }
+    updated = session.execute(_FINALIZE, params, bind_arguments=_SCRAPING).rowcount
     return status if updated else None
 
 
-_UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
-
-
-def final_status(chunks: Sequence[Row[Any]], stats: dict[str, Any], cancelled: bool) -> JobStatus:
+def final_status(chunks: Sequence[Any], stats: dict[str, Any], cancelled: bool) -> JobStatus:
     """cancelled if asked; failed if nothing was obtained; partial if some URLs failed."""
     if cancelled:
         return JobStatus.CANCELLED
@@ -289,7 +391,7 @@ def final_status(chunks: Sequence[Row[Any]], stats: dict[str, Any], cancelled: b
     return JobStatus.SUCCEEDED
 
 
-def _error_summary(chunks: Sequence[Row[Any]], stats: dict[str, Any]) -> str | None:
+def _error_summary(chunks: Sequence[Any], stats: dict[str, Any]) -> str | None:
     messages = list(dict.fromkeys(c.error for c in chunks if c.error))
     if stats.get("errors"):
         messages.append(f"{stats['errors']} request(s) failed")

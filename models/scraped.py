@@ -20,14 +20,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cache
+from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
 from models.scraping import PriceObservation, ScrapedProduct
 
+# Core statements (no ORM entity in them) find the scraping engine through this.
+_SCRAPING: dict[str, Any] = {"mapper": ScrapedProduct}
 # Rows per statement: 16 bound parameters a row stays far below PostgreSQL's 65,535 limit.
 STATEMENT_ROWS = 1000
 
@@ -81,10 +85,22 @@ def upsert_scraped_products(session: Session, rows: Iterable[ScrapedRow]) -> Ups
 
 def _upsert_products(session: Session, rows: Sequence[ScrapedRow]) -> dict[str, int]:
     """Insert or update the rows; the ids of those written (older scrapes are skipped)."""
-    dialect = session.get_bind(ScrapedProduct).dialect.name
+    statement = _upsert_statement(session.get_bind(ScrapedProduct).dialect.name)
+    # A list of parameter sets: SQLAlchemy sends them as multi-row VALUES ("insertmanyvalues",
+    # in the given order) from one compiled, cached statement instead of compiling a new
+    # statement for every batch (that compilation was most of a small batch's CPU).
+    found = session.execute(
+        statement, [_product_values(row) for row in rows], bind_arguments=_SCRAPING
+    )
+    return {url: product_id for url, product_id in found}
+
+
+@cache
+def _upsert_statement(dialect: str) -> Any:
     upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     greatest = func.greatest if dialect == "postgresql" else func.max
-    statement = upsert(ScrapedProduct).values([_product_values(row) for row in rows])
+    products = ScrapedProduct.__table__
+    statement = upsert(products)
     excluded = statement.excluded
     updated = {
         column: excluded[column]
@@ -93,13 +109,12 @@ def _upsert_products(session: Session, rows: Sequence[ScrapedRow]) -> dict[str, 
             "brand", "image_url", "description", "sources", "job_id", "scraped_at",
         )
     }  # fmt: skip
-    updated["last_seen_at"] = greatest(ScrapedProduct.last_seen_at, excluded.last_seen_at)
-    statement = statement.on_conflict_do_update(
-        index_elements=[ScrapedProduct.canonical_url],
+    updated["last_seen_at"] = greatest(products.c.last_seen_at, excluded.last_seen_at)
+    return statement.on_conflict_do_update(
+        index_elements=[products.c.canonical_url],
         set_=updated,
-        where=excluded.scraped_at >= ScrapedProduct.scraped_at,
-    ).returning(ScrapedProduct.canonical_url, ScrapedProduct.id)
-    return {url: product_id for url, product_id in session.execute(statement)}
+        where=excluded.scraped_at >= products.c.scraped_at,
+    ).returning(products.c.canonical_url, products.c.id)
 
 
 def _product_values(row: ScrapedRow) -> dict[str, object]:
@@ -142,8 +157,23 @@ def _insert_changed_offers(
         if row.canonical_url in ids and previous.get(ids[row.canonical_url]) != row.offer
     ]
     if changed:
-        session.execute(insert(PriceObservation).values(changed))
+        session.execute(_INSERT_OBSERVATIONS, changed, bind_arguments=_SCRAPING)
     return len(changed)
+
+
+_INSERT_OBSERVATIONS = insert(PriceObservation.__table__)
+_NEWEST_OBSERVATIONS = (
+    select(func.max(PriceObservation.id))
+    .where(PriceObservation.product_id.in_(bindparam("product_ids", expanding=True)))
+    .group_by(PriceObservation.product_id)
+)
+# Built once: its compiled form is cached, the ids go in as one expanding parameter.
+_LATEST_OFFERS = select(
+    PriceObservation.product_id,
+    PriceObservation.price,
+    PriceObservation.currency,
+    PriceObservation.availability,
+).where(PriceObservation.id.in_(_NEWEST_OBSERVATIONS))
 
 
 def latest_offers(
@@ -152,20 +182,12 @@ def latest_offers(
     """The latest observed (price, currency, availability) of each product that has one."""
     if not product_ids:
         return {}
-    newest = (
-        select(func.max(PriceObservation.id))
-        .where(PriceObservation.product_id.in_(product_ids))
-        .group_by(PriceObservation.product_id)
+    found = session.execute(
+        _LATEST_OFFERS, {"product_ids": list(product_ids)}, bind_arguments=_SCRAPING
     )
-    query = select(
-        PriceObservation.product_id,
-        PriceObservation.price,
-        PriceObservation.currency,
-        PriceObservation.availability,
-    ).where(PriceObservation.id.in_(newest))
     return {
         product_id: (_normal_price(price), currency, availability)
-        for product_id, price, currency, availability in session.execute(query)
+        for product_id, price, currency, availability in found
     }
 
 

@@ -198,4 +198,17 @@ def _batch_settings(settings: dict[str, Any]) -> dict[str, Any]:
     values["EXTENSIONS"] = {**values.get("EXTENSIONS", {}), "tasks.batch_spider.ChunkSignals": 0}
     # The crawl lives on; LogStats every minute of every worker would be noise.
     values["LOGSTATS_INTERVAL"] = 0
+    # A product page gives one item: Scrapy starts CONCURRENT_ITEMS (default 100) asyncio
+    # tasks for every response's output, which was a large part of a one-URL chunk's crawl.
+    values["CONCURRENT_ITEMS"] = 1
+    # The batch spider follows no links, so the middlewares that only treat the requests a
+    # callback yields (their referer, URL length and depth) have nothing to do.
+    values["SPIDER_MIDDLEWARES"] = {**values.get("SPIDER_MIDDLEWARES", {}), **_NO_FOLLOW_UPS}
     return values
+
+
+_NO_FOLLOW_UPS = {
+    "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
+    "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
+    "scrapy.spidermiddlewares.depth.DepthMiddleware": None,
+}

@@ -78,6 +78,8 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "worker_concurrency": settings.worker_concurrency,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_send_task_events": True,
+        # Task events in one message per 50 ms, not one per event (tasks/worker_consumer.py).
+        "worker_consumer": "tasks.worker_consumer:Consumer",
         "task_send_sent_event": True,
         "task_track_started": True,
         "task_soft_time_limit": settings.scrape_soft_time_limit,

@@ -47,7 +47,8 @@ def register(app: Celery) -> None:
         name=RUN_CHUNK,
         shared=False,
         bind=True,
-        rate_limit=settings.scrape_task_rate_limit,
+        # An empty value (the environment's way to say none) means no limit, as None does.
+        rate_limit=settings.scrape_task_rate_limit or None,
         acks_late=True,
         reject_on_worker_lost=True,
     )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from models import Database, JobStatus, ScrapeChunk, ScrapeJob
+from models import Database, JobStatus, ScrapeChunk, ScrapeJob, create_database
 from models.base import utcnow
 from models.jobs import (
     JobAlreadyFinished,
@@ -19,6 +20,8 @@ from models.jobs import (
     requeue_stale_chunks,
     split_urls,
 )
+from shelfwatch import migrate
+from shelfwatch.config import Settings
 
 URLS = [f"http://127.0.0.1:1/p/{n}" for n in range(5)]
 
@@ -168,3 +171,61 @@ def test_cancel_of_a_running_job_waits_for_its_running_chunk(database: Database)
     assert final == JobStatus.CANCELLED
     job = _get(database, job_id)
     assert (job.status, job.stats["items"]) == ("cancelled", 1)
+
+
+def test_a_one_chunk_job_ends_with_its_chunk(database: Database) -> None:
+    job_id, [chunk_id] = _job(database, URLS[:1])
+    with database.transaction() as session:
+        chunk = claim_chunk(session, chunk_id, "host7/1/1")
+    stats = {"requests": 1, "items": 1, "responses": {"200": 1}}
+    with database.transaction() as session:
+        final = finish_chunk(session, chunk, status=JobStatus.SUCCEEDED, stats=stats)
+    assert final == JobStatus.SUCCEEDED
+    job = _get(database, job_id)
+    assert (job.status, job.chunks_done, job.error) == ("succeeded", 1, None)
+    assert job.stats["items"] == 1 and job.stats["responses"] == {"200": 1}
+    assert job.stats["workers"] == ["host7"]
+
+
+def test_a_cancelled_one_chunk_job_ends_cancelled(database: Database) -> None:
+    job_id, [chunk_id] = _job(database, URLS[:1])
+    with database.transaction() as session:
+        chunk = claim_chunk(session, chunk_id, "w")
+    with database.transaction() as session:
+        assert cancel_job(session, job_id) is None
+    with database.transaction() as session:
+        final = finish_chunk(session, chunk, status=JobStatus.SUCCEEDED, stats={"items": 1})
+    assert final == JobStatus.CANCELLED
+    assert _get(database, job_id).status == "cancelled"
+
+
+def test_the_lifecycle_on_sqlite(tmp_path: Path) -> None:
+    """The embedded mode's database runs the statements PostgreSQL sends as one (CTEs)."""
+    settings = Settings(mode="embedded", data_dir=tmp_path, redis_url=None)
+    migrate.upgrade(settings)
+    db = create_database(settings)
+    try:
+        job_id, chunk_ids = _job(db, URLS[:3], chunk_size=2)
+        for n, chunk_id in enumerate(chunk_ids):
+            with db.transaction() as session:
+                chunk = claim_chunk(session, chunk_id, f"host{n}/1/1")
+                assert claim_chunk(session, chunk_id, "other") is None
+            assert chunk is not None and chunk.urls == URLS[2 * n : min(3, 2 * n + 2)]
+            assert _get(db, job_id).status == "running"
+            with db.transaction() as session:
+                final = finish_chunk(session, chunk, status=JobStatus.SUCCEEDED, stats={"items": 1})
+                assert finish_chunk(session, chunk, status=JobStatus.FAILED, stats={}) is None
+            assert final == (JobStatus.SUCCEEDED if n == 1 else None)
+        job = _get(db, job_id)
+        assert (job.status, job.chunks_done, job.stats["items"]) == ("succeeded", 2, 2)
+        assert job.stats["workers"] == ["host0", "host1"]
+        single_id, [single_chunk] = _job(db, URLS[:1])
+        with db.transaction() as session:
+            chunk = claim_chunk(session, single_chunk, "host9/1/1")
+            assert chunk is not None
+            final = finish_chunk(session, chunk, status=JobStatus.FAILED, stats={}, error="boom")
+        job = _get(db, single_id)
+        assert (final, job.status, job.error) == (JobStatus.FAILED, "failed", "boom")
+        assert job.stats["workers"] == ["host9"]
+    finally:
+        db.dispose()

@@ -124,12 +124,21 @@ def worker_test_settings(base: Settings, **overrides: Any) -> Settings:
     return base.model_copy(update={**FAST_WORKER_SETTINGS, **overrides})
 
 
+# Settings whose None is sent to a subprocess as an empty value (their default is not None).
+EMPTY_MEANS_NONE = ("scrape_task_rate_limit",)
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment variables that make a subprocess read these same ``Settings``."""
     env: dict[str, str] = {}
     for name, field in type(settings).model_fields.items():
         value = getattr(settings, name)
         if value is None:
+            # None has no spelling in the environment; left out, the subprocess would take
+            # the default instead (a worker rate-limited at 50 tasks/s when the test or bench
+            # asked for none). An empty value stands for "none" where the code reads it so.
+            if name in EMPTY_MEANS_NONE:
+                env[(field.alias or name).upper()] = ""
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
