@@ -119,7 +119,7 @@ class Bench:
     def idle_workers(self) -> list[int]:
         """The pids of the worker processes that have claimed no chunk since the last truncate."""
         with self.db.session() as session:
-            names = session.scalars(select(ScrapeChunk.worker.distinct())).all()
+            names = session.scalars(select(ScrapeChunk.worker).distinct()).all()
         # A chunk's worker is "host/pid/thread" (tasks/scrape.py worker_name).
         seen = {int(name.split("/")[1]) for name in names if name}
         return [w.pid for w in self.workers if w.pid not in seen]
@@ -574,7 +574,9 @@ def main() -> None:
             domain_rate_overrides=["127.0.0.1=1000000"],
             scrape_task_rate_limit=None,
             scrape_submit_rate_limit="1000000 per minute",
-            scrape_chunk_size=max(50, options.products // 10),
+            # Chunks of the default size (scrape_chunk_size 50): a job of N products has N/50
+            # chunks, more than the 2 x 8 task threads of two workers. (It was N/10 before:
+            # ten chunks, of which one worker's eight threads reserved eight.)
             scrape_concurrent_requests=32,
             scrape_concurrent_requests_per_domain=32,
             log_level="WARNING",
