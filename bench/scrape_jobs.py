@@ -257,13 +257,15 @@ def chunk_spread(bench: Bench) -> str:
     return "\n".join(lines)
 
 
-def bare_throughput(bench: Bench, port: int, products: int) -> tuple[float, float]:
+def bare_throughput(bench: Bench, port: int, products: int) -> tuple[float, float, float]:
+    """(products/s spawn to exit, products/s of the crawl alone, crawl CPU ms per product)."""
     bench.truncate()
     urls_file = bench.folder / "urls.txt"
     urls_file.write_text("\n".join(f"http://127.0.0.1:{port}/p/{n}" for n in range(products)))
     seconds, stats = timed_scrapy_process(bench, {"urls_file": str(urls_file)})
     assert stats.get("storage/products") == products, stats
-    return products / seconds, products / stats["elapsed_time_seconds"]
+    cpu_ms = 1000 * stats["cpu_seconds"] / products
+    return products / seconds, products / stats["elapsed_time_seconds"], cpu_ms
 
 
 class ApiServer:
@@ -603,14 +605,17 @@ def main() -> None:
 def run(bench: Bench, api: ApiServer, site: Any, ports: tuple[int, int], options: Any) -> None:
     port, small_port = ports
     print(f"site: {options.products} products on 127.0.0.1:{port}; 2 cores shared with the site")
-    bare_wall, bare_crawl = bare_throughput(bench, port, options.products)
+    bare_wall, bare_crawl, bare_cpu = bare_throughput(bench, port, options.products)
     print(f"bare Scrapy process (spawn to exit): {bare_wall:7.1f} products/s")
-    print(f"  (its crawl alone, without start-up: {bare_crawl:7.1f} products/s)")
+    print(f"  (its crawl alone, without start-up: {bare_crawl:7.1f} products/s,"
+          f" {bare_cpu:.2f} ms CPU per product spider open to close)")  # fmt: skip
 
     bench.start_workers(1)
-    one = throughput(bench, port, options.products)
+    with CpuShare({"worker 0": [bench.workers[0].pid]}) as cpu:
+        one = throughput(bench, port, options.products)
     print(f"job, 1 worker process:               {one:7.1f} products/s  ratio {one / bare_wall:.2f}"
           f" (target >= 0.90; vs crawl alone {one / bare_crawl:.2f})")  # fmt: skip
+    print(cpu.report(per=options.products, unit="product"))
     print(chunk_spread(bench))
 
     cold, found = latencies(api, small_port, options.latency_jobs)
