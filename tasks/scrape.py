@@ -205,7 +205,14 @@ def _is_prefork(consumer: Any) -> bool:
 
 
 def _warm_up(ctx: TaskContext) -> None:
-    """Start the reactor thread before the first chunk arrives (its first crawl is faster)."""
+    """Start the reactor thread before the first chunk arrives (its first crawl is faster),
+    then freeze the process's start-up objects (tasks/worker_gc.py).
+
+    Only ``celery worker`` processes get here (``worker_ready`` comes from the command's
+    worker, and ``worker_process_init`` from its prefork children), never a test process.
+    """
     from scrapers.runner import ReactorThread
+    from tasks.worker_gc import freeze_startup_objects
 
     ReactorThread.get()
+    freeze_startup_objects()
