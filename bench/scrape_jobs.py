@@ -5,7 +5,8 @@ Every figure is printed beside a baseline measured in the same run:
 1. throughput: one job over a local N-product site (default 5,000), POST → every item stored,
    with one and with two worker processes, vs one bare Scrapy process doing the same crawl
    with the same storage pipeline (``bench/crawl_speed.py``'s child crawl, timed from spawn
-   to exit). Targets: >= 0.9x (one worker), >= 1.5x (two).
+   to exit). Targets: >= 0.9x (one worker), >= 1.5x (two). Printed beside each: CPU ms per
+   product of every party, and which worker process ran how many chunks, when.
 2. latency of single-URL jobs through the production server (gunicorn serving
    ``webapi:create_app()``, 2 workers x 4 threads, as ``shelfwatch up`` runs it): POST, then
    ``GET /scrape-jobs/{id}?wait=10`` (long poll) until it succeeded, then its item read through

@@ -210,9 +210,11 @@ def _warm_up(ctx: TaskContext) -> None:
 
     Only ``celery worker`` processes get here (``worker_ready`` comes from the command's
     worker, and ``worker_process_init`` from its prefork children), never a test process.
+    The freeze (imports and a full collection, 1-3 s on a loaded machine) runs in a thread
+    of its own: the consumer starts fetching messages meanwhile, as it did before.
     """
     from scrapers.runner import ReactorThread
     from tasks.worker_gc import freeze_startup_objects
 
     ReactorThread.get()
-    freeze_startup_objects()
+    threading.Thread(target=freeze_startup_objects, name="gc-freeze", daemon=True).start()
