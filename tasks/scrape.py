@@ -133,6 +133,10 @@ def batch_crawl(app: Celery) -> BatchCrawl:
     with _batch_lock:
         batch = getattr(app, "shelfwatch_batch", None)
         if batch is None or batch.pid != os.getpid():
+            from tasks.worker_gc import freeze_startup_objects
+
+            # The process's first chunk, already claimed: the crawl stack is imported now.
+            freeze_startup_objects()
             ctx = context(app)
             batch = BatchCrawl(
                 worker_crawler_settings(ctx.settings, ctx.db),
@@ -205,16 +209,11 @@ def _is_prefork(consumer: Any) -> bool:
 
 
 def _warm_up(ctx: TaskContext) -> None:
-    """Start the reactor thread before the first chunk arrives (its first crawl is faster),
-    then freeze the process's start-up objects (tasks/worker_gc.py).
+    """Start the reactor thread before the first chunk arrives (its first crawl is faster).
 
-    Only ``celery worker`` processes get here (``worker_ready`` comes from the command's
-    worker, and ``worker_process_init`` from its prefork children), never a test process.
-    The freeze (imports and a full collection, 1-3 s on a loaded machine) runs in a thread
-    of its own: the consumer starts fetching messages meanwhile, as it did before.
+    The garbage collector is tuned later, by the first chunk (``batch_crawl``): work here
+    delays the consumer, and with it the first messages.
     """
     from scrapers.runner import ReactorThread
-    from tasks.worker_gc import freeze_startup_objects
 
     ReactorThread.get()
-    threading.Thread(target=freeze_startup_objects, name="gc-freeze", daemon=True).start()

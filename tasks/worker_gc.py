@@ -25,7 +25,7 @@ CRAWL_MODULES = ("scrapers.spiders", "tasks.batch_crawl", "tasks.crawling")
 def freeze_startup_objects() -> None:
     """Import the crawl stack, then keep the collector off what exists from now on.
 
-    Call once per worker process, after start-up and before the first task.
+    Called by a worker process's first chunk (tasks/scrape.py batch_crawl), once claimed.
     """
     for module in CRAWL_MODULES:
         importlib.import_module(module)
