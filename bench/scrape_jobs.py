@@ -5,7 +5,8 @@ Every figure is printed beside a baseline measured in the same run:
 1. throughput: one job over a local N-product site (default 5,000), POST → every item stored,
    with one and with two worker processes, vs one bare Scrapy process doing the same crawl
    with the same storage pipeline (``bench/crawl_speed.py``'s child crawl, timed from spawn
-   to exit). Targets: >= 0.9x (one worker), >= 1.5x (two).
+   to exit). Targets: >= 0.9x (one worker), >= 1.5x (two). Printed beside each: CPU ms per
+   product of every party, and which worker process ran how many chunks, when.
 2. latency of single-URL jobs through the production server (gunicorn serving
    ``webapi:create_app()``, 2 workers x 4 threads, as ``shelfwatch up`` runs it): POST, then
    ``GET /scrape-jobs/{id}?wait=10`` (long poll) until it succeeded, then its item read through
@@ -50,7 +51,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import crawl_speed  # noqa: E402  (the site server and the bare Scrapy child crawl)
 from sqlalchemy import func, select, text  # noqa: E402
 
-from models import Role, ScrapedProduct, ScrapeJob, create_database  # noqa: E402
+from models import Role, ScrapeChunk, ScrapedProduct, ScrapeJob, create_database  # noqa: E402
 from models.accounts import create_user  # noqa: E402
 from shelfwatch import migrate  # noqa: E402
 from shelfwatch.config import Settings  # noqa: E402
@@ -88,6 +89,7 @@ class Bench:
         ).json["access_token"]
         self.headers = {"Authorization": f"Bearer {token}"}
         self.workers: list[WorkerProcess] = []
+        self.job_posted_at = 0.0
 
     def start_workers(self, count: int, settings: Settings | None = None) -> None:
         for _ in range(count):
@@ -100,12 +102,28 @@ class Bench:
             worker.stop()
         self.workers = []
 
-    def warm_up(self) -> None:
-        """One tiny job per worker thread so every process has its reactor running."""
+    def warm_up(self, timeout: float = 120) -> None:
+        """Tiny jobs until every worker process has run one (its reactor and batch crawl up).
+
+        A worker already running takes every job while a new one is still importing, so
+        rounds of jobs go on until each process has claimed a chunk of its own.
+        """
+        deadline = time.monotonic() + timeout
         with Shop() as shop:
-            ids = [self.submit([shop.url(n)]) for n in range(len(self.workers) * 4)]
-            self.wait_all(ids, timeout=120)
+            while self.idle_workers():
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"workers {self.idle_workers()} ran no warm-up job")
+                ids = [self.submit([shop.url(n)]) for n in range(len(self.workers) * 4)]
+                self.wait_all(ids, timeout=120)
         self.truncate()
+
+    def idle_workers(self) -> list[int]:
+        """The pids of the worker processes that have claimed no chunk since the last truncate."""
+        with self.db.session() as session:
+            names = session.scalars(select(ScrapeChunk.worker).distinct()).all()
+        # A chunk's worker is "host/pid/thread" (tasks/scrape.py worker_name).
+        seen = {int(name.split("/")[1]) for name in names if name}
+        return [w.pid for w in self.workers if w.pid not in seen]
 
     def submit(self, urls: list[str], client: Any = None) -> str:
         client = client or self.app.test_client()
@@ -203,6 +221,7 @@ def throughput(bench: Bench, port: int, products: int) -> float:
     urls = [f"http://127.0.0.1:{port}/p/{n}" for n in range(products)]
     bench.truncate()
     started = time.monotonic()
+    bench.job_posted_at = time.time()
     job_id = bench.submit(urls)
     seconds = bench.wait_all([job_id], timeout=900, interval=0.05) - started
     status, stored = bench.status(job_id), bench.stored()
@@ -211,13 +230,43 @@ def throughput(bench: Bench, port: int, products: int) -> float:
     return products / seconds
 
 
-def bare_throughput(bench: Bench, port: int, products: int) -> tuple[float, float]:
+def chunk_spread(bench: Bench) -> str:
+    """Which worker process ran how many chunks of the last throughput job, and when.
+
+    Times are seconds after the POST; pages/s is the process's pages over its own span (first
+    claim to last chunk done), so a worker that idles shows few chunks or a short span.
+    """
+    pids = {w.pid: n for n, w in enumerate(bench.workers)}
+    with bench.db.session() as session:
+        rows = session.execute(
+            select(ScrapeChunk.worker, ScrapeChunk.urls, ScrapeChunk.started_at,
+                   ScrapeChunk.finished_at)
+        ).all()  # fmt: skip
+    by_worker: dict[int, list[Any]] = {}
+    for row in rows:
+        pid = int(row.worker.split("/")[1])
+        by_worker.setdefault(pids.get(pid, pid), []).append(row)
+    lines = [f"  chunks: {len(rows)} of {len(rows[0].urls) if rows else 0} URLs at most"]
+    for worker, chunks in sorted(by_worker.items()):
+        first = min(c.started_at for c in chunks).timestamp() - bench.job_posted_at
+        last = max(c.finished_at for c in chunks).timestamp() - bench.job_posted_at
+        pages = sum(len(c.urls) for c in chunks)
+        lines.append(
+            f"    worker {worker}: {len(chunks)} chunks, {pages} pages, from {first:.2f} s to"
+            f" {last:.2f} s after the POST, {pages / max(last - first, 1e-3):.0f} pages/s"
+        )
+    return "\n".join(lines)
+
+
+def bare_throughput(bench: Bench, port: int, products: int) -> tuple[float, float, float]:
+    """(products/s spawn to exit, products/s of the crawl alone, crawl CPU ms per product)."""
     bench.truncate()
     urls_file = bench.folder / "urls.txt"
     urls_file.write_text("\n".join(f"http://127.0.0.1:{port}/p/{n}" for n in range(products)))
     seconds, stats = timed_scrapy_process(bench, {"urls_file": str(urls_file)})
     assert stats.get("storage/products") == products, stats
-    return products / seconds, products / stats["elapsed_time_seconds"]
+    cpu_ms = 1000 * stats["cpu_seconds"] / products
+    return products / seconds, products / stats["elapsed_time_seconds"], cpu_ms
 
 
 class ApiServer:
@@ -533,7 +582,9 @@ def main() -> None:
             domain_rate_overrides=["127.0.0.1=1000000"],
             scrape_task_rate_limit=None,
             scrape_submit_rate_limit="1000000 per minute",
-            scrape_chunk_size=max(50, options.products // 10),
+            # Chunks of the default size (scrape_chunk_size 50): a job of N products has N/50
+            # chunks, more than the 2 x 8 task threads of two workers. (It was N/10 before:
+            # ten chunks, of which one worker's eight threads reserved eight.)
             scrape_concurrent_requests=32,
             scrape_concurrent_requests_per_domain=32,
             log_level="WARNING",
@@ -565,14 +616,18 @@ def run(bench: Bench, api: ApiServer, site: Any, ports: tuple[int, int], options
         report_small_jobs(bench, api, small_port, options, statistics.median(baseline) * 1000)
         return
     print(f"site: {options.products} products on 127.0.0.1:{port}; 2 cores shared with the site")
-    bare_wall, bare_crawl = bare_throughput(bench, port, options.products)
+    bare_wall, bare_crawl, bare_cpu = bare_throughput(bench, port, options.products)
     print(f"bare Scrapy process (spawn to exit): {bare_wall:7.1f} products/s")
-    print(f"  (its crawl alone, without start-up: {bare_crawl:7.1f} products/s)")
+    print(f"  (its crawl alone, without start-up: {bare_crawl:7.1f} products/s,"
+          f" {bare_cpu:.2f} ms CPU per product spider open to close)")  # fmt: skip
 
     bench.start_workers(1)
-    one = throughput(bench, port, options.products)
+    with CpuShare({"worker 0": [bench.workers[0].pid]}) as cpu:
+        one = throughput(bench, port, options.products)
     print(f"job, 1 worker process:               {one:7.1f} products/s  ratio {one / bare_wall:.2f}"
           f" (target >= 0.90; vs crawl alone {one / bare_crawl:.2f})")  # fmt: skip
+    print(cpu.report(per=options.products, unit="product"))
+    print(chunk_spread(bench))
 
     cold, found = latencies(api, small_port, options.latency_jobs)
     baseline = baseline_latencies(bench, 3 if options.quick else 5)
@@ -593,7 +648,8 @@ def run(bench: Bench, api: ApiServer, site: Any, ports: tuple[int, int], options
         two = throughput(bench, port, options.products)
     print(f"job, 2 worker processes:             {two:7.1f} products/s  ratio {two / bare_wall:.2f}"
           f" (target >= 1.50; vs crawl alone {two / bare_crawl:.2f})")  # fmt: skip
-    print(cpu.report())
+    print(cpu.report(per=options.products, unit="product"))
+    print(chunk_spread(bench))
 
     report_small_jobs(bench, api, small_port, options, base)
     bench.stop_workers()

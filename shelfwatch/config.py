@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # process's request metrics in files there and /metrics adds them up (empty it on start).
     prometheus_multiproc_dir: Path | None = Field(default=None, alias="PROMETHEUS_MULTIPROC_DIR")
     scrape_task_rate_limit: str | None = "50/s"
+    # URLs per chunk. Each worker process reserves up to ``worker_concurrency`` chunk messages
+    # at once, so a job spreads over the workers only with more chunks than that: keep chunks
+    # small (they cost little once they join the batch crawl, see scrape_batch_max_urls).
     scrape_chunk_size: int = 50
     scrape_soft_time_limit: int = 600
     scrape_hard_time_limit: int = 660
@@ -76,7 +79,8 @@ class Settings(BaseSettings):
     scrape_redispatch_seconds: int = 900
     # Chunks of at most this many URLs (product spider, no arguments or max_age) join the
     # worker's long-lived batch crawl instead of starting a crawl of their own (0: never).
-    scrape_batch_max_urls: int = 10
+    # As large as scrape_chunk_size: a crawl of its own costs ~70 ms of set-up and close.
+    scrape_batch_max_urls: int = 50
     # A batch crawl takes new chunks this long, then closes when idle (robots.txt TTL).
     scrape_batch_crawl_seconds: int = 300
     # How soon beat notices schedule changes made in the database (its longest sleep).

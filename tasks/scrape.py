@@ -134,6 +134,10 @@ def batch_crawl(app: Celery) -> BatchCrawl:
     with _batch_lock:
         batch = getattr(app, "shelfwatch_batch", None)
         if batch is None or batch.pid != os.getpid():
+            from tasks.worker_gc import freeze_startup_objects
+
+            # The process's first chunk, already claimed: the crawl stack is imported now.
+            freeze_startup_objects()
             ctx = context(app)
             batch = BatchCrawl(
                 worker_crawler_settings(ctx.settings, ctx.db),
@@ -206,7 +210,11 @@ def _is_prefork(consumer: Any) -> bool:
 
 
 def _warm_up(ctx: TaskContext) -> None:
-    """Start the reactor thread before the first chunk arrives (its first crawl is faster)."""
+    """Start the reactor thread before the first chunk arrives (its first crawl is faster).
+
+    The garbage collector is tuned later, by the first chunk (``batch_crawl``): work here
+    delays the consumer, and with it the first messages.
+    """
     from scrapers.runner import ReactorThread
 
     ReactorThread.get()
