@@ -79,7 +79,13 @@ _INSERT_JOB = insert(_jobs)
 _INSERT_CHUNKS = insert(_chunks).returning(_chunks.c.id, sort_by_parameter_order=True)
 _CLAIM_CHUNK = (
     update(_chunks)
-    .where(_chunks.c.id == bindparam("chunk_id"), _chunks.c.status == JobStatus.QUEUED.value)
+    .where(
+        _chunks.c.id == bindparam("chunk_id"),
+        # The message names both: after ids were reused (a restored or emptied database), an
+        # old message for another job's chunk must not take this one.
+        _chunks.c.job_id == bindparam("claim_job_id"),
+        _chunks.c.status == JobStatus.QUEUED.value,
+    )
     .values(
         status=JobStatus.RUNNING.value,
         attempts=_chunks.c.attempts + 1,
@@ -232,9 +238,17 @@ def queued_chunks(session: Session, job_id: str) -> list[ChunkRef]:
     return [_ref(chunk, job) for chunk, job in rows]
 
 
-def claim_chunk(session: Session, chunk_id: int, worker: str) -> ClaimedChunk | None:
-    """Take a queued chunk (None if another worker has it, it is done, or it was cancelled)."""
-    params = {"chunk_id": chunk_id, "claim_worker": worker[:200], "claim_now": utcnow()}
+def claim_chunk(
+    session: Session, chunk_id: int, worker: str, *, job_id: str
+) -> ClaimedChunk | None:
+    """Take a queued chunk of ``job_id`` (None if another worker has it, it is done, it was
+    cancelled, or it is not that job's)."""
+    params = {
+        "chunk_id": chunk_id,
+        "claim_job_id": job_id,
+        "claim_worker": worker[:200],
+        "claim_now": utcnow(),
+    }
     if _postgresql(session):
         # One statement: the chunk's UPDATE as a CTE feeding the job's (one round trip).
         row = session.execute(_CLAIM, params, bind_arguments=_SCRAPING).first()

@@ -54,7 +54,7 @@ def register(app: Celery) -> None:
     )
     def run_chunk(self: Task, chunk_id: int, job_id: str, spider: str, urls_count: int) -> str:
         """Crawl one chunk of a job (the args name it for people reading Flower)."""
-        return run_chunk_body(self.app, chunk_id, worker_name(self))
+        return run_chunk_body(self.app, chunk_id, job_id, worker_name(self))
 
     @app.task(name=RUN_JOB, bind=True, shared=False, acks_late=True)
     def run_job(self: Task, job_id: str, spider: str, urls_count: int) -> int:
@@ -84,10 +84,10 @@ def worker_name(task: Task) -> str:
     return f"{task.request.hostname or 'worker'}/{os.getpid()}/{threading.get_ident()}"
 
 
-def run_chunk_body(app: Celery, chunk_id: int, worker: str) -> str:
+def run_chunk_body(app: Celery, chunk_id: int, job_id: str, worker: str) -> str:
     ctx = context(app)
     with ctx.db.transaction() as session:
-        chunk = claim_chunk(session, chunk_id, worker)
+        chunk = claim_chunk(session, chunk_id, worker, job_id=job_id)
     if chunk is None:
         # Redelivered, recovered elsewhere, or cancelled before it started: nothing to do.
         return "skipped"

@@ -55,21 +55,32 @@ def test_create_job_splits_into_chunks(database: Database) -> None:
 
 
 def test_a_chunk_is_claimed_once(database: Database) -> None:
-    _job_id, chunk_ids = _job(database)
+    job_id, chunk_ids = _job(database)
     with database.transaction() as session:
-        first = claim_chunk(session, chunk_ids[0], "w1")
+        first = claim_chunk(session, chunk_ids[0], "w1", job_id=job_id)
     with database.transaction() as session:
-        second = claim_chunk(session, chunk_ids[0], "w2")
+        second = claim_chunk(session, chunk_ids[0], "w2", job_id=job_id)
     assert first is not None and first.attempt == 1 and first.urls == URLS[:2]
     assert second is None
     assert _get(database, first.job_id).status == "running"
+
+
+def test_a_chunk_is_claimed_only_for_its_own_job(database: Database) -> None:
+    job_id, chunk_ids = _job(database)
+    other_job, _ = _job(database, URLS[:1])
+    with database.transaction() as session:
+        # A message of another job naming this chunk's id (ids reused after a restore).
+        assert claim_chunk(session, chunk_ids[0], "w1", job_id=other_job) is None
+    with database.transaction() as session:
+        claimed = claim_chunk(session, chunk_ids[0], "w1", job_id=job_id)
+    assert claimed is not None and claimed.job_id == job_id
 
 
 def test_last_chunk_aggregates_stats_and_status(database: Database) -> None:
     job_id, chunk_ids = _job(database)
     for n, chunk_id in enumerate(chunk_ids):
         with database.transaction() as session:
-            chunk = claim_chunk(session, chunk_id, f"host{n}/1/1")
+            chunk = claim_chunk(session, chunk_id, f"host{n}/1/1", job_id=job_id)
         stats = {"requests": 2, "items": 2, "responses": {"200": 2}, "dropped": {"bad_price": 1}}
         with database.transaction() as session:
             final = finish_chunk(session, chunk, status=JobStatus.SUCCEEDED, stats=stats)
@@ -86,7 +97,7 @@ def test_some_failed_urls_make_the_job_partial(database: Database) -> None:
     outcomes = [{"items": 1}, {"errors": 1, "responses": {"404": 1}}]
     for chunk_id, stats in zip(chunk_ids, outcomes, strict=True):
         with database.transaction() as session:
-            chunk = claim_chunk(session, chunk_id, "w")
+            chunk = claim_chunk(session, chunk_id, "w", job_id=job_id)
             finish_chunk(session, chunk, status=JobStatus.SUCCEEDED, stats=stats)
     job = _get(database, job_id)
     assert job.status == "partial"
@@ -96,7 +107,7 @@ def test_some_failed_urls_make_the_job_partial(database: Database) -> None:
 def test_a_job_with_nothing_obtained_fails(database: Database) -> None:
     job_id, [chunk_id] = _job(database, URLS[:1])
     with database.transaction() as session:
-        chunk = claim_chunk(session, chunk_id, "w")
+        chunk = claim_chunk(session, chunk_id, "w", job_id=job_id)
         finish_chunk(session, chunk, status=JobStatus.FAILED, stats={}, error="crawl failed: boom")
     job = _get(database, job_id)
     assert (job.status, job.error) == ("failed", "crawl failed: boom")
@@ -105,14 +116,14 @@ def test_a_job_with_nothing_obtained_fails(database: Database) -> None:
 def test_recovered_chunk_cannot_be_finished_by_its_old_worker(database: Database) -> None:
     job_id, [chunk_id] = _job(database, URLS[:1])
     with database.transaction() as session:
-        old = claim_chunk(session, chunk_id, "dead")
+        old = claim_chunk(session, chunk_id, "dead", job_id=job_id)
     with database.transaction() as session:
         refs = requeue_stale_chunks(
             session, heartbeat_before=utcnow() + timedelta(seconds=1), max_attempts=3
         )
     assert [ref.chunk_id for ref in refs] == [chunk_id]
     with database.transaction() as session:
-        new = claim_chunk(session, chunk_id, "alive")
+        new = claim_chunk(session, chunk_id, "alive", job_id=job_id)
     with database.transaction() as session:
         assert heartbeat(session, old).owned is False
         assert finish_chunk(session, old, status=JobStatus.SUCCEEDED, stats={"items": 9}) is None
@@ -123,9 +134,9 @@ def test_recovered_chunk_cannot_be_finished_by_its_old_worker(database: Database
 
 
 def test_fresh_heartbeats_are_not_recovered(database: Database) -> None:
-    _job_id, [chunk_id] = _job(database, URLS[:1])
+    job_id, [chunk_id] = _job(database, URLS[:1])
     with database.transaction() as session:
-        claim_chunk(session, chunk_id, "w")
+        claim_chunk(session, chunk_id, "w", job_id=job_id)
     with database.transaction() as session:
         refs = requeue_stale_chunks(
             session, heartbeat_before=utcnow() - timedelta(seconds=30), max_attempts=3
@@ -137,7 +148,7 @@ def test_a_chunk_out_of_attempts_fails_its_job(database: Database) -> None:
     job_id, [chunk_id] = _job(database, URLS[:1])
     for _ in range(2):
         with database.transaction() as session:
-            claim_chunk(session, chunk_id, "w")
+            claim_chunk(session, chunk_id, "w", job_id=job_id)
         with database.transaction() as session:
             requeue_stale_chunks(
                 session, heartbeat_before=utcnow() + timedelta(seconds=1), max_attempts=2
@@ -152,7 +163,7 @@ def test_cancel_of_a_queued_job_ends_it_and_no_chunk_starts(database: Database) 
     with database.transaction() as session:
         assert cancel_job(session, job_id) == JobStatus.CANCELLED
     with database.transaction() as session:
-        assert claim_chunk(session, chunk_ids[0], "w") is None
+        assert claim_chunk(session, chunk_ids[0], "w", job_id=job_id) is None
     assert _get(database, job_id).status == "cancelled"
     with database.transaction() as session, pytest.raises(JobAlreadyFinished):
         cancel_job(session, job_id)
@@ -161,7 +172,7 @@ def test_cancel_of_a_queued_job_ends_it_and_no_chunk_starts(database: Database) 
 def test_cancel_of_a_running_job_waits_for_its_running_chunk(database: Database) -> None:
     job_id, chunk_ids = _job(database)
     with database.transaction() as session:
-        running = claim_chunk(session, chunk_ids[0], "w")
+        running = claim_chunk(session, chunk_ids[0], "w", job_id=job_id)
     with database.transaction() as session:
         assert cancel_job(session, job_id) is None
     with database.transaction() as session:
@@ -176,7 +187,7 @@ def test_cancel_of_a_running_job_waits_for_its_running_chunk(database: Database)
 def test_a_one_chunk_job_ends_with_its_chunk(database: Database) -> None:
     job_id, [chunk_id] = _job(database, URLS[:1])
     with database.transaction() as session:
-        chunk = claim_chunk(session, chunk_id, "host7/1/1")
+        chunk = claim_chunk(session, chunk_id, "host7/1/1", job_id=job_id)
     stats = {"requests": 1, "items": 1, "responses": {"200": 1}}
     with database.transaction() as session:
         final = finish_chunk(session, chunk, status=JobStatus.SUCCEEDED, stats=stats)
@@ -190,7 +201,7 @@ def test_a_one_chunk_job_ends_with_its_chunk(database: Database) -> None:
 def test_a_cancelled_one_chunk_job_ends_cancelled(database: Database) -> None:
     job_id, [chunk_id] = _job(database, URLS[:1])
     with database.transaction() as session:
-        chunk = claim_chunk(session, chunk_id, "w")
+        chunk = claim_chunk(session, chunk_id, "w", job_id=job_id)
     with database.transaction() as session:
         assert cancel_job(session, job_id) is None
     with database.transaction() as session:
@@ -208,8 +219,8 @@ def test_the_lifecycle_on_sqlite(tmp_path: Path) -> None:
         job_id, chunk_ids = _job(db, URLS[:3], chunk_size=2)
         for n, chunk_id in enumerate(chunk_ids):
             with db.transaction() as session:
-                chunk = claim_chunk(session, chunk_id, f"host{n}/1/1")
-                assert claim_chunk(session, chunk_id, "other") is None
+                chunk = claim_chunk(session, chunk_id, f"host{n}/1/1", job_id=job_id)
+                assert claim_chunk(session, chunk_id, "other", job_id=job_id) is None
             assert chunk is not None and chunk.urls == URLS[2 * n : min(3, 2 * n + 2)]
             assert _get(db, job_id).status == "running"
             with db.transaction() as session:
@@ -221,7 +232,7 @@ def test_the_lifecycle_on_sqlite(tmp_path: Path) -> None:
         assert job.stats["workers"] == ["host0", "host1"]
         single_id, [single_chunk] = _job(db, URLS[:1])
         with db.transaction() as session:
-            chunk = claim_chunk(session, single_chunk, "host9/1/1")
+            chunk = claim_chunk(session, single_chunk, "host9/1/1", job_id=single_id)
             assert chunk is not None
             final = finish_chunk(session, chunk, status=JobStatus.FAILED, stats={}, error="boom")
         job = _get(db, single_id)

@@ -196,7 +196,7 @@ def finish_job_later(database: Database, job_id: str, delay: float) -> threading
         time.sleep(delay)
         with database.transaction() as session:
             chunk_id = session.scalar(select(ScrapeChunk.id).where(ScrapeChunk.job_id == job_id))
-            claimed = claim_chunk(session, chunk_id, "test-worker")
+            claimed = claim_chunk(session, chunk_id, "test-worker", job_id=job_id)
         assert claimed is not None
         with database.transaction() as session:
             finish_chunk(session, claimed, status=JobStatus.SUCCEEDED, stats={})
