@@ -21,11 +21,9 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -36,7 +34,7 @@ from pathlib import Path
 
 import psycopg
 import redis
-from scratch import ADMIN_URL, REDIS_URL, free_port, scratch_database
+from scratch import ADMIN_URL, REDIS_URL, gunicorn_server, scratch_database
 from sqlalchemy import text
 
 from models import Role, create_database
@@ -128,40 +126,9 @@ def prepare(settings: Settings, products: int) -> str:
 
 @contextmanager
 def gunicorn(app_spec: str, env: dict[str, str], chdir: Path = ROOT) -> Iterator[tuple[str, int]]:
-    """A gunicorn serving ``app_spec`` on a free port; yields its base URL and pid."""
-    port = free_port()
-    command = [sys.executable, "-m", "gunicorn", app_spec, f"--bind=127.0.0.1:{port}", *GUNICORN]
-    server = subprocess.Popen(
-        [*command, f"--chdir={chdir}"],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(base, server)
-        yield base, server.pid
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
-def wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
-    for _ in range(150):
-        if server.poll() is not None:
-            raise RuntimeError(server.stderr.read().decode() if server.stderr else "exited")
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1)  # noqa: S310 - 127.0.0.1
-            return
-        except urllib.error.HTTPError:
-            return  # it answers (the bare app has no /healthz)
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("server did not start")
+    """A gunicorn serving ``app_spec`` with this bench's settings; yields its base URL and pid."""
+    with gunicorn_server(app_spec, env, GUNICORN, chdir) as server:
+        yield server
 
 
 def login(base: str, email: str) -> str:

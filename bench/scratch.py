@@ -1,16 +1,25 @@
 """Scratch resources the benchmarks create and remove: a PostgreSQL database, Redis keys,
-free ports on 127.0.0.1."""
+free ports on 127.0.0.1, gunicorn servers."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
-from collections.abc import Iterator
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import redis
 from psycopg import sql
 
+ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = "postgresql://127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -38,3 +47,51 @@ def scratch_database(name: str) -> Iterator[str]:
         keys = list(client.scan_iter(match=f"{name}:*", count=1000))
         if keys:
             client.delete(*keys)
+
+
+@contextmanager
+def gunicorn_server(
+    app_spec: str, env: dict[str, str], options: Sequence[str], chdir: Path = ROOT
+) -> Iterator[tuple[str, int]]:
+    """gunicorn serving ``app_spec`` with ``options`` on a free port, once it answers; yields
+    its base URL and the master's pid, and stops it afterwards."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            app_spec,
+            f"--bind=127.0.0.1:{port}",
+            *options,
+            f"--chdir={chdir}",
+        ],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, server)
+        yield base, server.pid
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
+    for _ in range(150):
+        if server.poll() is not None:
+            raise RuntimeError(server.stderr.read().decode() if server.stderr else "exited")
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1)  # noqa: S310 - 127.0.0.1
+            return
+        except urllib.error.HTTPError:
+            return  # it answers (a bare app may have no /healthz)
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")

@@ -34,22 +34,18 @@ import os
 import random
 import re
 import resource
-import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from scratch import REDIS_URL, free_port, scratch_database
+from scratch import REDIS_URL, gunicorn_server, scratch_database
 from sqlalchemy import text
 
 from models import MovementKind, Role, create_database
@@ -342,45 +338,6 @@ def run_domain(
     return Figure(label, applied / args.duration, detail, f"per movement: {cpu}")
 
 
-@contextmanager
-def gunicorn(env: dict[str, str], workers: int, threads: int) -> Iterator[tuple[str, int]]:
-    """The server's base URL and its master's pid."""
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "webapi:create_app()",
-            f"--bind=127.0.0.1:{port}",
-            f"--workers={workers}",
-            f"--threads={threads}",
-            f"--chdir={ROOT}",
-        ],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            if server.poll() is not None:
-                raise RuntimeError(server.stderr.read().decode() if server.stderr else "exited")
-            try:
-                urllib.request.urlopen(base + "/healthz", timeout=1)  # noqa: S310 - 127.0.0.1
-                break
-            except OSError:
-                time.sleep(0.2)
-        yield base, server.pid
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-
-
 def login(base: str) -> str:
     request = urllib.request.Request(  # noqa: S310 - 127.0.0.1
         base + "/api/v1/auth/login",
@@ -411,7 +368,9 @@ def redis_cpu() -> float:
 
 
 def run_http(env: dict[str, str], args: argparse.Namespace, database: str) -> Figure:
-    server = gunicorn(env, args.workers, args.threads)
+    server = gunicorn_server(
+        "webapi:create_app()", env, [f"--workers={args.workers}", f"--threads={args.threads}"]
+    )
     with server as (base, master), tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "movements.lua"
         script.write_text(LUA)
