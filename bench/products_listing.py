@@ -18,13 +18,10 @@ import argparse
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-from psycopg import sql
+from scratch import scratch_database
 from sqlalchemy import text
 
 from models import Database, User, catalog, create_database
@@ -33,25 +30,9 @@ from shelfwatch.config import Settings
 from webapi.pagination import decode_cursor, encode_cursor, paginate
 from webapi.products import KEYSETS
 
-ADMIN_URL = "postgresql://127.0.0.1:5432/test"
-HOST_URL = ADMIN_URL.rsplit("/", 1)[0]
 SMALL = 10_000
 LIMIT = 50
 DEEP_PAGE = 10_000
-
-
-@contextmanager
-def scratch_database() -> Iterator[str]:
-    name = f"bench_listing_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield f"{HOST_URL}/{name}"
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 def load_products(engine: Any, first: int, last: int) -> None:
@@ -155,7 +136,8 @@ def main() -> None:
     args = parser.parse_args()
     deep_page = min(DEEP_PAGE, int(args.rows * 0.9) // LIMIT)
     small_last = SMALL * 9 // 10 // LIMIT
-    with scratch_database() as small_url, scratch_database() as big_url:
+    run = f"bench_listing_{uuid.uuid4().hex[:8]}"
+    with scratch_database(f"{run}_small") as small_url, scratch_database(f"{run}_big") as big_url:
         started = time.perf_counter()
         small = prepared_database(small_url, SMALL)
         big = prepared_database(big_url, args.rows)
