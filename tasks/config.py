@@ -40,8 +40,22 @@ def _transport_options(settings: Settings) -> dict[str, Any]:
             "priority_steps": list(range(10)),
             "sep": ":",
             "queue_order_strategy": "priority",
+            # kombu keeps every deployment's unacknowledged messages in one hash by default;
+            # with a namespace they are kept apart like the queues, so one deployment's
+            # workers never restore (redeliver) another's messages on their own schedule.
+            **_unacked_keys(settings.queue_namespace),
         }
     return {}
+
+
+def _unacked_keys(namespace: str) -> dict[str, str]:
+    if not namespace:
+        return {}  # kombu's defaults: an existing deployment keeps its unacked messages
+    return {
+        "unacked_key": f"{namespace}unacked",
+        "unacked_index_key": f"{namespace}unacked_index",
+        "unacked_mutex_key": f"{namespace}unacked_mutex",
+    }
 
 
 def celery_settings(settings: Settings) -> dict[str, Any]:
