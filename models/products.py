@@ -19,6 +19,13 @@ class Product(InventoryBase):
         Index("ix_products_owner_id_created_at_id", "owner_id", "created_at", "id"),
         Index("ix_products_created_at_id", "created_at", "id"),
         Index("ix_products_updated_at", "updated_at"),
+        # ?q= is a substring search: trigrams (migration 0002), a plain index on SQLite.
+        Index(
+            "ix_products_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -104,6 +104,13 @@ class ScrapedProduct(ScrapingBase):
         Index("ix_scraped_products_domain", "domain"),
         Index("ix_scraped_products_last_seen_at_id", "last_seen_at", "id"),
         Index("ix_scraped_products_job_id", "job_id"),
+        # ?q= is a substring search: trigrams (migration 0002), a plain index on SQLite.
+        Index(
+            "ix_scraped_products_name_trgm",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
