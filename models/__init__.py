@@ -10,6 +10,7 @@ from models.scraping import (
     ScrapeChunk,
     ScrapedProduct,
     ScrapeJob,
+    ScrapeJobProduct,
     ScrapeSchedule,
 )
 from models.stock_tables import (
@@ -35,6 +36,7 @@ __all__ = [
     "Role",
     "ScrapeChunk",
     "ScrapeJob",
+    "ScrapeJobProduct",
     "ScrapeSchedule",
     "ScrapedProduct",
     "ScrapingBase",

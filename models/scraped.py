@@ -6,7 +6,9 @@
    and SQLite alike) that keeps the latest values, moves ``last_seen_at`` and tags ``job_id``;
    an older scrape (a late retry) never overwrites a newer one;
 2. one multi-row ``INSERT`` of price observations for the products whose price, currency or
-   availability differ from their latest observation.
+   availability differ from their latest observation;
+3. (rows of a job) one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` of the job ↔ product links
+   that make the job's items, older scrapes included (their product keeps newer values).
 
 The first statement locks the batch's product rows (in canonical-URL order, so two batches
 cannot deadlock) until the transaction ends; the second starts after those locks are held and,
@@ -23,12 +25,12 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, select, true, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
-from models.scraping import PriceObservation, ScrapedProduct
+from models.scraping import PriceObservation, ScrapedProduct, ScrapeJob, ScrapeJobProduct
 
 # Core statements (no ORM entity in them) find the scraping engine through this.
 _SCRAPING: dict[str, Any] = {"mapper": ScrapedProduct}
@@ -70,7 +72,9 @@ class UpsertResult:
 
 
 def upsert_scraped_products(session: Session, rows: Iterable[ScrapedRow]) -> UpsertResult:
-    """Store ``rows`` (latest values per canonical URL) and their price changes."""
+    """Store ``rows`` (latest values per canonical URL), their price changes and, for rows of a
+    job, that the job has the product among its items."""
+    rows = list(rows)
     latest = {row.canonical_url: row for row in sorted(rows, key=lambda r: r.scraped_at)}
     ordered = [latest[key] for key in sorted(latest)]
     result = UpsertResult()
@@ -80,7 +84,44 @@ def upsert_scraped_products(session: Session, rows: Iterable[ScrapedRow]) -> Ups
         result.product_ids.update(ids)
         result.products += len(ids)
         result.observations += _insert_changed_offers(session, chunk, ids)
+    link_job_products(session, {(row.job_id, row.canonical_url) for row in rows if row.job_id})
     return result
+
+
+def link_job_products(session: Session, pairs: set[tuple[str, str]]) -> None:
+    """Record (job id, canonical URL) pairs as job items: stored products of existing jobs only
+    (a crawl outside any job, or a spider given a made-up ``job_id``, links nothing)."""
+    ordered = sorted(pairs)  # one lock order for concurrent writers of the same links
+    for start in range(0, len(ordered), STATEMENT_ROWS):
+        part = ordered[start : start + STATEMENT_ROWS]
+        session.execute(
+            _link_statement(session.get_bind(ScrapedProduct).dialect.name),
+            {
+                "jobs": sorted({job for job, _url in part}),
+                "urls": sorted({url for _job, url in part}),
+                "pairs": part,
+            },
+            bind_arguments=_SCRAPING,
+        )
+
+
+@cache
+def _link_statement(dialect: str) -> Any:
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    jobs, products = ScrapeJob.__table__, ScrapedProduct.__table__
+    # The IN lists let each side use its unique index; the pairs then keep only real links.
+    matches = (
+        select(jobs.c.id, products.c.id)
+        .select_from(jobs.join(products, true()))  # a cross join, narrowed by the pairs
+        .where(
+            jobs.c.id.in_(bindparam("jobs", expanding=True)),
+            products.c.canonical_url.in_(bindparam("urls", expanding=True)),
+            tuple_(jobs.c.id, products.c.canonical_url).in_(bindparam("pairs", expanding=True)),
+        )
+    )
+    links = ScrapeJobProduct.__table__
+    statement = upsert(links).from_select([links.c.job_id, links.c.product_id], matches)
+    return statement.on_conflict_do_nothing()
 
 
 def _upsert_products(session: Session, rows: Sequence[ScrapedRow]) -> dict[str, int]:

@@ -134,6 +134,21 @@ class ScrapedProduct(ScrapingBase):
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ScrapeJobProduct(ScrapingBase):
+    """A product a job scraped or answered from a fresh stored copy: the job's items. Kept
+    apart from ``scraped_products.job_id`` (the latest writer), which a later job overwrites."""
+
+    __tablename__ = "scrape_job_products"
+    __table_args__ = (Index("ix_scrape_job_products_product_id", "product_id"),)
+
+    job_id: Mapped[str] = mapped_column(
+        ForeignKey("scrape_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("scraped_products.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
 class PriceObservation(ScrapingBase):
     """A change of price or availability; one row per change, never per visit."""
 

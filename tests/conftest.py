@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from models import Database, InventoryBase, Role, ScrapingBase, create_database
 from models.accounts import create_user
@@ -54,10 +55,18 @@ def database(base_settings: Settings) -> Iterator[Database]:
 def _truncate_all(db: Database) -> None:
     tables = [t.fullname for t in InventoryBase.metadata.sorted_tables]
     scraping = [f"{t.schema}.{t.name}" for t in ScrapingBase.metadata.sorted_tables]
-    with db.primary.begin() as connection:
-        connection.execute(
-            text(f"TRUNCATE {', '.join(tables + scraping)} RESTART IDENTITY CASCADE")
-        )
+    statement = text(f"TRUNCATE {', '.join(tables + scraping)} RESTART IDENTITY CASCADE")
+    # A module-scoped worker process lives on between tests: its heartbeat or stale-chunk
+    # recovery may hold one table while TRUNCATE (locking them in list order) holds another.
+    # PostgreSQL then cancels one of the two; if it picked the TRUNCATE, it goes again.
+    for attempt in range(5):
+        try:
+            with db.primary.begin() as connection:
+                connection.execute(statement)
+            return
+        except OperationalError as error:
+            if getattr(error.orig, "sqlstate", None) != "40P01" or attempt == 4:
+                raise
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from models import ScrapedProduct, ScrapeJob
+from models import ScrapedProduct, ScrapeJob, ScrapeJobProduct
 from models.jobs import JobAlreadyFinished, cancel_job, create_job
 from models.scraping import JobStatus
 from models.users import User
@@ -207,13 +207,22 @@ def cancel(job_id: str) -> ResponseReturnValue:
 @blp.arguments(PageArgs, location="query")
 @blp.response(200, ItemPage)
 def job_items(args: dict[str, Any], job_id: str) -> ResponseReturnValue:
-    """The products this job stored (in the spiders' item field names)."""
+    """The job's items: the products it scraped or found fresh in storage.
+
+    In the spiders' item field names, with each product's latest stored values; a product a
+    later job scraped again stays among this job's items, and a URL answered from a stored copy
+    younger than ``max_age`` (not fetched) is an item as well.
+    """
     user = current_user()
     with db_session().begin():
         _visible_job(job_id, user)
     session = read_session()
     with session.begin():
-        query = select(ScrapedProduct).where(ScrapedProduct.job_id == job_id)
+        query = (
+            select(ScrapedProduct)
+            .join(ScrapeJobProduct, ScrapeJobProduct.product_id == ScrapedProduct.id)
+            .where(ScrapeJobProduct.job_id == job_id)
+        )
         items, next_cursor = paginate(
             session, query, _BY_ID, cursor=args["cursor"], limit=args["limit"]
         )

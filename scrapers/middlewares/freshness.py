@@ -21,7 +21,7 @@ from twisted.internet import threads
 from w3lib.url import canonicalize_url
 
 from models import Database, create_database
-from models.scraped import fresh_products
+from models.scraped import fresh_products, link_job_products
 from scrapers.extraction.urls import strip_tracking
 from scrapers.settings import shelfwatch_settings
 
@@ -60,7 +60,10 @@ class FreshnessMiddleware:
         keys = url_keys(request.url)
         if self.database is None:
             self.database = create_database(shelfwatch_settings(self.crawler.settings))
-        fresh = await maybe_deferred_to_future(threads.deferToThread(self._lookup, keys, max_age))
+        job_id = getattr(spider, "job_id", None)
+        fresh = await maybe_deferred_to_future(
+            threads.deferToThread(self._lookup, keys, max_age, job_id)
+        )
         if not fresh:
             return
         product_id = next(iter(fresh.values()))
@@ -71,7 +74,12 @@ class FreshnessMiddleware:
         logger.debug("fresh in storage (product %s), not fetched: %s", product_id, request.url)
         raise FreshCopy(f"stored less than {max_age}s ago")
 
-    def _lookup(self, keys: list[str], max_age: int) -> dict[str, int]:
+    def _lookup(self, keys: list[str], max_age: int, job_id: str | None) -> dict[str, int]:
         assert self.database is not None
         with self.database.read_session() as session:
-            return fresh_products(session, keys, max_age)
+            fresh = fresh_products(session, keys, max_age)
+        if fresh and job_id:
+            # Not fetched, yet one of the job's items: its /items lists the stored copy.
+            with self.database.transaction() as session:
+                link_job_products(session, {(job_id, next(iter(fresh)))})
+        return fresh

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from models import InventoryBase, ScrapingBase, create_database
 from shelfwatch import migrate
@@ -21,6 +21,7 @@ SCRAPING_TABLES = {
     "price_observations",
     "scrape_schedules",
     "product_watches",
+    "scrape_job_products",
 }
 
 
@@ -131,3 +132,42 @@ def test_schema_translation_renames_the_scraping_schema() -> None:
             assert inspect(db.primary).get_table_names(schema="scraping") == []
         finally:
             db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["scratch_pg", "scratch_sqlite"])
+def test_job_items_are_kept_across_the_upgrade_to_job_links(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """0003 links each stored product to the job that last wrote it, as /items listed before;
+    a product naming a job that no longer exists is left unlinked."""
+    settings: Settings = request.getfixturevalue(backend)
+    migrate.upgrade(settings, "0002")
+    db = create_database(settings)
+    try:
+        with db.scraping.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO scraping.scrape_jobs (id, spider, status, urls, args, settings,"
+                    " priority, stats, chunks_total, chunks_done, cancel_requested, created_at)"
+                    " VALUES ('job-1', 'product', 'succeeded', '[]', '{}', '{}', 0, '{}', 1, 1,"
+                    " false, CURRENT_TIMESTAMP)"
+                )
+            )
+            for n, job in ((1, "job-1"), (2, "job-1"), (3, "gone"), (4, None)):
+                connection.execute(
+                    text(
+                        "INSERT INTO scraping.scraped_products (id, canonical_url, url, domain,"
+                        " availability, sources, job_id, scraped_at, first_seen_at, last_seen_at)"
+                        " VALUES (:n, :url, :url, 'shop.test', 'unknown', '{}', :job,"
+                        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"n": n, "url": f"http://shop.test/p/{n}", "job": job},
+                )
+        migrate.upgrade(settings)
+        with db.scraping.connect() as connection:
+            links = connection.execute(
+                text("SELECT job_id, product_id FROM scraping.scrape_job_products ORDER BY 2")
+            ).all()
+        assert [tuple(link) for link in links] == [("job-1", 1), ("job-1", 2)]
+    finally:
+        db.dispose()

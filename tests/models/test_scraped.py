@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from models import Database, PriceObservation, ScrapedProduct
+from models import Database, PriceObservation, ScrapedProduct, ScrapeJob, ScrapeJobProduct
 from models.scraped import ScrapedRow, fresh_products, upsert_scraped_products
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -123,3 +123,38 @@ def test_fresh_products_are_those_seen_within_max_age(database: Database) -> Non
             session, ["https://shop.example/p/1", "https://shop.example/p/2"], 3600
         )
     assert list(fresh) == ["https://shop.example/p/1"]
+
+
+def _job(database: Database, job_id: str) -> None:
+    with database.transaction() as session:
+        session.add(ScrapeJob(id=job_id, spider="product", status="running", urls=[], args={}))
+
+
+def links(database: Database) -> list[tuple[str, int]]:
+    with database.session() as session:
+        found = session.execute(
+            select(ScrapeJobProduct.job_id, ScrapedProduct.canonical_url)
+            .join(ScrapedProduct, ScrapedProduct.id == ScrapeJobProduct.product_id)
+            .order_by(ScrapeJobProduct.job_id, ScrapedProduct.canonical_url)
+        )
+        return [(job, url.rsplit("/", 1)[1]) for job, url in found]
+
+
+def test_rows_of_a_job_become_its_items_older_scrapes_and_batch_duplicates_too(
+    database: Database,
+) -> None:
+    for job_id in ("job-1", "job-2", "job-3"):
+        _job(database, job_id)
+    store(database, [row(1, at=T0 + timedelta(hours=1), job="job-2")])
+    # job-1's scrape of product 1 is older (skipped: product 1 keeps job-2's values), and
+    # product 2 comes twice in one batch, from job-1 and job-3: every pair is an item.
+    store(database, [row(1, job="job-1"), row(2, job="job-1"), row(2, job="job-3")])
+    assert links(database) == [("job-1", "1"), ("job-1", "2"), ("job-2", "1"), ("job-3", "2")]
+    store(database, [row(1, job="job-1")])  # a redelivered batch links nothing twice
+    assert len(links(database)) == 4
+
+
+def test_rows_naming_no_existing_job_are_stored_without_links(database: Database) -> None:
+    # A crawl outside any job, or a spider run by hand with a made-up job_id argument.
+    assert store(database, [row(1, job="no-such-job"), row(2, job=None)]) == (2, 2)
+    assert links(database) == []

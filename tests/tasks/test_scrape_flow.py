@@ -119,6 +119,28 @@ def test_a_redelivered_job_stores_nothing_twice(
     assert (products, history) == (4, 4)
 
 
+def test_max_age_answers_fresh_pages_from_storage_and_lists_them_as_items(
+    client: FlaskClient, clerk: Account, shop: Shop, worker: WorkerProcess, database: Database
+) -> None:
+    fresh = [shop.url(n) for n in (30, 31)]
+    first = submit(client, clerk, spider="product", urls=fresh)
+    wait_job(client, clerk, first["id"], lambda j: j["status"] in FINAL, worker)
+
+    second = submit(client, clerk, spider="product", urls=[*fresh, shop.url(32)], max_age=3600)
+    done = wait_job(client, clerk, second["id"], lambda j: j["status"] in FINAL, worker)
+
+    assert done["status"] == "succeeded", done
+    assert done["stats"]["cached"] == 2 and done["stats"]["items"] == 1
+    assert (shop.hits["/p/30"], shop.hits["/p/31"], shop.hits["/p/32"]) == (1, 1, 1)
+
+    def skus(job_id: str) -> list[str]:
+        page = client.get(f"/api/v1/scrape-jobs/{job_id}/items", headers=clerk.headers).json
+        return sorted(item["sku"] for item in page["items"])
+
+    assert skus(second["id"]) == ["SKU-30", "SKU-31", "SKU-32"]
+    assert skus(first["id"]) == ["SKU-30", "SKU-31"]
+
+
 def test_cancel_stops_a_running_job_within_seconds_keeping_what_it_stored(
     client: FlaskClient, clerk: Account, shop: Shop, worker: WorkerProcess, database: Database
 ) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,8 +16,9 @@ import redis
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from models import Database, ScrapeChunk, ScrapedProduct, ScrapeJob
+from models import Database, ScrapeChunk, ScrapeJob
 from models.base import utcnow
+from models.scraped import ScrapedRow, upsert_scraped_products
 from shelfwatch.config import Settings
 from tests.conftest import Account
 from tests.services import REDIS_URL
@@ -256,25 +258,34 @@ def test_unknown_job_is_404(client: FlaskClient, clerk: Account) -> None:
     assert response.status_code == 404 and response.json["type"] == "/problems/not-found"
 
 
+def _store(database: Database, job_id: str, numbers: range, name: str = "Thing") -> None:
+    """Products stored by the workers' own storage function, as a crawl of ``job_id`` does."""
+    rows = [
+        ScrapedRow(
+            canonical_url=f"http://shop.example/p/{n}",
+            url=f"http://shop.example/p/{n}?ref=x",
+            domain="shop.example",
+            scraped_at=utcnow(),
+            name=f"{name} {n}",
+            price=Decimal("12.5"),
+            currency="EUR",
+            availability="in_stock",
+            sources={"name": "json-ld"},
+            job_id=job_id,
+        )
+        for n in numbers
+    ]
+    with database.transaction() as session:
+        upsert_scraped_products(session, rows)
+
+
 def test_items_lists_the_products_the_job_stored(
     client: FlaskClient, clerk: Account, database: Database
 ) -> None:
     job = submit(client, clerk).json
-    with database.transaction() as session:
-        for n in range(3):
-            session.add(
-                ScrapedProduct(
-                    canonical_url=f"http://shop.example/p/{n}",
-                    url=f"http://shop.example/p/{n}?ref=x",
-                    domain="shop.example",
-                    name=f"Thing {n}",
-                    price="12.5000",
-                    currency="EUR",
-                    availability="in_stock",
-                    sources={"name": "json-ld"},
-                    job_id=job["id"] if n < 2 else "another-job",
-                )
-            )
+    other = submit(client, clerk).json
+    _store(database, job["id"], range(2))
+    _store(database, other["id"], range(2, 3))
 
     page = client.get(f"/api/v1/scrape-jobs/{job['id']}/items?limit=1", headers=clerk.headers).json
     assert len(page["items"]) == 1 and page["next_cursor"]
@@ -293,6 +304,23 @@ def test_items_lists_the_products_the_job_stored(
         headers=clerk.headers,
     ).json
     assert [i["name"] for i in rest["items"]] == ["Thing 1"] and rest["next_cursor"] is None
+
+
+def test_a_later_job_scraping_the_same_page_leaves_the_earlier_jobs_items(
+    client: FlaskClient, clerk: Account, database: Database
+) -> None:
+    first = submit(client, clerk).json
+    later = submit(client, clerk).json
+    _store(database, first["id"], range(2))
+    _store(database, later["id"], range(1, 2), name="Renamed")
+
+    def names(job_id: str) -> list[str]:
+        page = client.get(f"/api/v1/scrape-jobs/{job_id}/items", headers=clerk.headers).json
+        return [item["name"] for item in page["items"]]
+
+    # Both jobs list product 1, with its latest stored values.
+    assert names(first["id"]) == ["Thing 0", "Renamed 1"]
+    assert names(later["id"]) == ["Renamed 1"]
 
 
 def test_spiders_are_listed_with_their_argument_schemas(
