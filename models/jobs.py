@@ -12,10 +12,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, bindparam, case, func, insert, select, update
+from sqlalchemy import Row, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from models.base import utcnow
@@ -57,6 +57,9 @@ class ClaimedChunk:
     args: dict[str, Any]
     max_age: int | None
     job_settings: dict[str, Any]
+    # How long the chunk stays this worker's without a heartbeat: the owner's heartbeat
+    # interval times the beats it may miss, written into the chunk at each claim and beat.
+    lease: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ _CLAIM_CHUNK = (
         attempts=_chunks.c.attempts + 1,
         worker=bindparam("claim_worker"),
         heartbeat_at=bindparam("claim_now"),
+        lease_expires_at=bindparam("claim_lease_until"),
         started_at=bindparam("claim_now"),
         finished_at=None,
     )
@@ -239,15 +243,22 @@ def queued_chunks(session: Session, job_id: str) -> list[ChunkRef]:
 
 
 def claim_chunk(
-    session: Session, chunk_id: int, worker: str, *, job_id: str
+    session: Session,
+    chunk_id: int,
+    worker: str,
+    *,
+    job_id: str,
+    lease: timedelta = ClaimedChunk.lease,
 ) -> ClaimedChunk | None:
     """Take a queued chunk of ``job_id`` (None if another worker has it, it is done, it was
-    cancelled, or it is not that job's)."""
+    cancelled, or it is not that job's), for ``lease`` unless heartbeats renew it."""
+    now = utcnow()
     params = {
         "chunk_id": chunk_id,
         "claim_job_id": job_id,
         "claim_worker": worker[:200],
-        "claim_now": utcnow(),
+        "claim_now": now,
+        "claim_lease_until": now + lease,
     }
     if _postgresql(session):
         # One statement: the chunk's UPDATE as a CTE feeding the job's (one round trip).
@@ -270,11 +281,14 @@ def claim_chunk(
         args=dict(job.args or {}),
         max_age=job.max_age,
         job_settings=dict(job.settings or {}),
+        lease=lease,
     )
 
 
 def heartbeat(session: Session, chunk: ClaimedChunk) -> ChunkControl:
-    """Mark the chunk alive; tell the worker whether it still owns it and whether to stop."""
+    """Mark the chunk alive (renewing its lease); tell the worker whether it still owns it
+    and whether to stop."""
+    now = utcnow()
     owned = session.execute(
         update(ScrapeChunk)
         .where(
@@ -282,7 +296,7 @@ def heartbeat(session: Session, chunk: ClaimedChunk) -> ChunkControl:
             ScrapeChunk.status == JobStatus.RUNNING.value,
             ScrapeChunk.attempts == chunk.attempt,
         )
-        .values(heartbeat_at=utcnow())
+        .values(heartbeat_at=now, lease_expires_at=now + chunk.lease)
         .execution_options(**_NO_SYNC)
     ).rowcount
     return ChunkControl(owned=bool(owned), cancel_requested=cancel_requested(session, chunk.job_id))
@@ -447,21 +461,33 @@ def cancel_job(session: Session, job_id: str) -> JobStatus | None:
 
 
 def requeue_stale_chunks(
-    session: Session, *, heartbeat_before: datetime, max_attempts: int
+    session: Session, *, now: datetime, heartbeat_before: datetime, max_attempts: int
 ) -> list[ChunkRef]:
     """Give running chunks of dead workers back to the queue; fail those out of attempts.
+
+    A chunk is stale when its lease (set by its owner from the owner's own heartbeat
+    settings) ended before ``now``, so workers configured differently never take each
+    other's live chunks; a chunk without a lease (claimed by a worker of an earlier version)
+    when its last heartbeat is older than ``heartbeat_before``.
 
     Returns the chunks to send again (the caller enqueues them after commit).
     """
     stale = (
         ScrapeChunk.status == JobStatus.RUNNING.value,
-        ScrapeChunk.heartbeat_at < heartbeat_before,
+        or_(
+            ScrapeChunk.lease_expires_at < now,
+            and_(
+                ScrapeChunk.lease_expires_at.is_(None), ScrapeChunk.heartbeat_at < heartbeat_before
+            ),
+        ),
     )
     _fail_exhausted(session, stale, max_attempts)
     requeued = session.execute(
         update(ScrapeChunk)
         .where(*stale, ScrapeChunk.attempts < max_attempts)
-        .values(status=JobStatus.QUEUED.value, worker=None, heartbeat_at=utcnow())
+        .values(
+            status=JobStatus.QUEUED.value, worker=None, heartbeat_at=utcnow(), lease_expires_at=None
+        )
         .returning(ScrapeChunk.id)
         .execution_options(**_NO_SYNC)
     ).scalars()

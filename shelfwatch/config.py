@@ -8,6 +8,7 @@ filesystem Celery transport under ``SHELFWATCH_DATA_DIR``, and no external serve
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -185,6 +186,11 @@ class Settings(BaseSettings):
             key_file.write_text(secrets.token_urlsafe(48))
             key_file.chmod(0o600)
         return key_file.read_text().strip()
+
+    @property
+    def chunk_lease(self) -> timedelta:
+        """How long a running chunk stays its worker's without a heartbeat."""
+        return timedelta(seconds=self.worker_heartbeat_seconds * self.scrape_stale_heartbeats)
 
     def queue(self, name: str) -> str:
         """The broker queue name for a logical queue (namespaced so test runs cannot collide)."""

@@ -87,7 +87,9 @@ def worker_name(task: Task) -> str:
 def run_chunk_body(app: Celery, chunk_id: int, job_id: str, worker: str) -> str:
     ctx = context(app)
     with ctx.db.transaction() as session:
-        chunk = claim_chunk(session, chunk_id, worker, job_id=job_id)
+        chunk = claim_chunk(
+            session, chunk_id, worker, job_id=job_id, lease=ctx.settings.chunk_lease
+        )
     if chunk is None:
         # Redelivered, recovered elsewhere, or cancelled before it started: nothing to do.
         return "skipped"
@@ -152,12 +154,12 @@ def recover(app: Celery) -> int:
     ctx = context(app)
     settings = ctx.settings
     now = utcnow()
-    stale_after = timedelta(
-        seconds=settings.worker_heartbeat_seconds * settings.scrape_stale_heartbeats
-    )
     with ctx.db.transaction() as session:
         refs = requeue_stale_chunks(
-            session, heartbeat_before=now - stale_after, max_attempts=settings.scrape_max_attempts
+            session,
+            now=now,
+            heartbeat_before=now - settings.chunk_lease,
+            max_attempts=settings.scrape_max_attempts,
         )
         refs += redispatch_queued_chunks(
             session, sent_before=now - timedelta(seconds=settings.scrape_redispatch_seconds)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from models import Database, JobStatus, ScrapeChunk, ScrapeJob, create_database
 from models.base import utcnow
@@ -113,14 +113,19 @@ def test_a_job_with_nothing_obtained_fails(database: Database) -> None:
     assert (job.status, job.error) == ("failed", "crawl failed: boom")
 
 
+def _later(seconds: float) -> dict[str, datetime]:
+    """A recovery pass as if run ``seconds`` from now by a worker with the default settings
+    (30-s leases: heartbeat 10 s, 3 beats missed)."""
+    now = utcnow() + timedelta(seconds=seconds)
+    return {"now": now, "heartbeat_before": now - timedelta(seconds=30)}
+
+
 def test_recovered_chunk_cannot_be_finished_by_its_old_worker(database: Database) -> None:
     job_id, [chunk_id] = _job(database, URLS[:1])
     with database.transaction() as session:
         old = claim_chunk(session, chunk_id, "dead", job_id=job_id)
     with database.transaction() as session:
-        refs = requeue_stale_chunks(
-            session, heartbeat_before=utcnow() + timedelta(seconds=1), max_attempts=3
-        )
+        refs = requeue_stale_chunks(session, **_later(seconds=31), max_attempts=3)
     assert [ref.chunk_id for ref in refs] == [chunk_id]
     with database.transaction() as session:
         new = claim_chunk(session, chunk_id, "alive", job_id=job_id)
@@ -138,10 +143,51 @@ def test_fresh_heartbeats_are_not_recovered(database: Database) -> None:
     with database.transaction() as session:
         claim_chunk(session, chunk_id, "w", job_id=job_id)
     with database.transaction() as session:
-        refs = requeue_stale_chunks(
-            session, heartbeat_before=utcnow() - timedelta(seconds=30), max_attempts=3
-        )
+        refs = requeue_stale_chunks(session, **_later(seconds=29), max_attempts=3)
     assert refs == []
+
+
+def test_a_chunk_is_judged_by_its_owners_lease_not_the_detectors_settings(
+    database: Database,
+) -> None:
+    """A worker with a 60-s heartbeat (3-min lease) keeps its chunk against a detector whose
+    own settings would call it stale after 3 s; once the lease ends, any detector takes it."""
+    job_id, [chunk_id] = _job(database, URLS[:1])
+    with database.transaction() as session:
+        claimed = claim_chunk(session, chunk_id, "slow", job_id=job_id, lease=timedelta(minutes=3))
+    impatient = {"heartbeat_before": utcnow() + timedelta(seconds=57)}
+    with database.transaction() as session:
+        assert (
+            requeue_stale_chunks(
+                session, now=utcnow() + timedelta(seconds=60), **impatient, max_attempts=3
+            )
+            == []
+        )
+    with database.transaction() as session:
+        assert heartbeat(session, claimed).owned  # renews the lease from now
+        assert (
+            requeue_stale_chunks(
+                session, now=utcnow() + timedelta(seconds=170), **impatient, max_attempts=3
+            )
+            == []
+        )
+    with database.transaction() as session:
+        refs = requeue_stale_chunks(
+            session, now=utcnow() + timedelta(seconds=181), **impatient, max_attempts=3
+        )
+    assert [ref.chunk_id for ref in refs] == [chunk_id]
+
+
+def test_a_chunk_without_a_lease_is_judged_by_its_last_heartbeat(database: Database) -> None:
+    """Claimed by a worker of an earlier version (no lease written)."""
+    job_id, [chunk_id] = _job(database, URLS[:1])
+    with database.transaction() as session:
+        claim_chunk(session, chunk_id, "old", job_id=job_id)
+        session.execute(update(ScrapeChunk).values(lease_expires_at=None))
+    with database.transaction() as session:
+        assert requeue_stale_chunks(session, **_later(seconds=29), max_attempts=3) == []
+        refs = requeue_stale_chunks(session, **_later(seconds=31), max_attempts=3)
+    assert [ref.chunk_id for ref in refs] == [chunk_id]
 
 
 def test_a_chunk_out_of_attempts_fails_its_job(database: Database) -> None:
@@ -150,9 +196,7 @@ def test_a_chunk_out_of_attempts_fails_its_job(database: Database) -> None:
         with database.transaction() as session:
             claim_chunk(session, chunk_id, "w", job_id=job_id)
         with database.transaction() as session:
-            requeue_stale_chunks(
-                session, heartbeat_before=utcnow() + timedelta(seconds=1), max_attempts=2
-            )
+            requeue_stale_chunks(session, **_later(seconds=31), max_attempts=2)
     job = _get(database, job_id)
     assert job.status == "failed"
     assert "worker lost 2 time(s)" in job.error
