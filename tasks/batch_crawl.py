@@ -62,6 +62,10 @@ class ChunkHandle:
     def stop(self) -> None:
         self.batch.reactor.callFromThread(self.batch.stop_chunk, self.key)
 
+    def fence(self) -> None:
+        """The task gives up on the chunk: what it would store from now on is dropped."""
+        self.batch.reactor_thread.call(self.batch.fence_chunk, self.key)
+
     def stats_so_far(self) -> dict[str, Any]:
         return self.batch.reactor_thread.call(self.batch.snapshot, self.key)
 
@@ -177,6 +181,10 @@ class BatchCrawl:
     def stop_chunk(self, key: ChunkKey) -> None:
         if (crawl := self.by_key.get(key)) is not None:
             crawl.ledger.stop(key)
+
+    def fence_chunk(self, key: ChunkKey) -> None:
+        if (crawl := self.by_key.get(key)) is not None:
+            crawl.ledger.fence(key)
 
     def snapshot(self, key: ChunkKey) -> dict[str, Any]:
         crawl = self.by_key.get(key)

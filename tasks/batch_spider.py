@@ -213,6 +213,9 @@ class BatchStoragePipeline(WorkerStoragePipeline):
         if self.database is None or not isinstance(item, ProductItem):
             return item
         key = getattr(item, "chunk_key", None)
+        if self.ledger.is_fenced(key):
+            self._fenced(1)
+            return item
         self.buffer.append(item_to_row(item, self.ledger.job_id(key) if key else self.job_id))
         self.keys.append(key)
         return item
@@ -228,6 +231,14 @@ class BatchStoragePipeline(WorkerStoragePipeline):
     def _write_round(self) -> None:
         rows, self.buffer = self.buffer, []
         keys, self.keys = self.keys, []
+        if any(self.ledger.is_fenced(key) for key in keys):  # fenced while buffered
+            kept = [
+                (row, key)
+                for row, key in zip(rows, keys, strict=True)
+                if not self.ledger.is_fenced(key)
+            ]
+            self._fenced(len(rows) - len(kept))
+            rows, keys = [row for row, _ in kept], [key for _, key in kept]
         waiters, self.waiters = self.waiters, []
         if not rows and not waiters:
             self.busy = False

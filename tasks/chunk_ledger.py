@@ -32,6 +32,7 @@ class ChunkEntry:
     pending_requests: int = 0
     pending_items: int = 0
     stopped: bool = False
+    fenced: bool = False  # its task gave up on it: its rows are no longer stored
     closing: bool = False
     stats: Counter[str] = field(default_factory=Counter)
 
@@ -69,6 +70,15 @@ class ChunkLedger:
         """Requests of this chunk not yet sent are dropped; those in flight finish."""
         if (entry := self.entries.get(key)) is not None:
             entry.stopped = True
+
+    def fence(self, key: ChunkKey) -> None:
+        """Its task has given up waiting: stopped, and nothing more of it is stored."""
+        if (entry := self.entries.get(key)) is not None:
+            entry.stopped = entry.fenced = True
+
+    def is_fenced(self, key: ChunkKey | None) -> bool:
+        entry = self.entries.get(key) if key is not None else None
+        return entry is not None and entry.fenced
 
     def request_done(self, key: ChunkKey | None, items: int = 0) -> None:
         """A request reached its callback (with ``items`` scraped) or its errback."""

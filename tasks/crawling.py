@@ -21,7 +21,7 @@ from scrapers.settings import build_crawler_settings
 from shelfwatch.config import Settings
 from tasks.batch_crawl import BatchCrawl, ChunkHandle
 from tasks.crawl_stats import chunk_stats
-from tasks.worker_storage import worker_storage
+from tasks.worker_storage import STORAGE_FENCE_SETTING, StorageFence, worker_storage
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +109,20 @@ def crawl_chunk(
     With ``batch``, a small chunk joins the worker's batch crawl instead of starting its own.
     """
     handle: CrawlHandle | ChunkHandle
+    fence: StorageFence | None = None
     if batch is not None and batchable(chunk, spider_cls, settings):
         handle = batch.join(chunk)
     else:
         spider_kwargs = {**chunk.args, "urls": " ".join(chunk.urls)}
-        handle = ReactorThread.get().start_crawl(
-            spider_cls, worker_crawler_settings(settings, db, chunk), spider_kwargs
-        )
+        crawler_settings = worker_crawler_settings(settings, db, chunk)
+        fence = crawler_settings[STORAGE_FENCE_SETTING] = StorageFence()
+        handle = ReactorThread.get().start_crawl(spider_cls, crawler_settings, spider_kwargs)
     stop_reason = _watch(handle, chunk, db, limits)
+    if not handle.wait(0):  # left to end in the background: it stores nothing more
+        if fence is not None:
+            fence.close()
+        elif isinstance(handle, ChunkHandle):
+            handle.fence()
     return _outcome(handle, stop_reason, limits)
 
 

@@ -7,15 +7,38 @@ engines and new connections for every chunk. Here the crawl borrows the worker's
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Self
 
 from scrapy.crawler import Crawler
+from twisted.internet import defer
 
 from models import Database
+from models.scraped import ScrapedRow, UpsertResult
 from scrapers.pipelines import StoragePipeline
 
 STORAGE_PIPELINE = "scrapers.pipelines.StoragePipeline"
 WORKER_STORAGE_PIPELINE = "tasks.worker_storage.WorkerStoragePipeline"
+STORAGE_FENCE_SETTING = "SHELFWATCH_STORAGE_FENCE"
+
+
+class StorageFence:
+    """Closed by the task when it gives up on a crawl that is still running (cancelled, lost to
+    recovery, past its hard limit): what that crawl would store afterwards is dropped, so
+    nothing lands under a job after the job reported how it ended. Kept, never copied."""
+
+    def __init__(self) -> None:
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        self._closed.set()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> StorageFence:
+        return self
 
 
 class BorrowedDatabase(Database):
@@ -48,7 +71,28 @@ class WorkerStoragePipeline(StoragePipeline):
         borrowed = BorrowedDatabase(
             primary=source.primary, scraping=source.scraping, replicas=source.replicas
         )
-        return cls(crawler, borrowed)
+        pipeline = cls(crawler, borrowed)
+        fence = crawler.settings.get(STORAGE_FENCE_SETTING)
+        pipeline.fence = fence if isinstance(fence, StorageFence) else None
+        return pipeline
+
+    fence: StorageFence | None = None
+
+    def _flush(self) -> defer.Deferred[None]:
+        if self.fence is not None and self.fence.closed and self.buffer:
+            self._fenced(len(self.buffer))
+            self.buffer = []
+        return super()._flush()
+
+    def _write(self, rows: list[ScrapedRow]) -> tuple[int, UpsertResult]:
+        if self.fence is not None and self.fence.closed:  # closed while the write waited
+            self._fenced(len(rows))
+            return 0, UpsertResult()
+        return super()._write(rows)
+
+    def _fenced(self, count: int) -> None:
+        assert self.stats is not None
+        self.stats.inc_value("storage/fenced_rows", count)
 
 
 def worker_storage(pipelines: dict[str, int], database: Database) -> dict[str, Any]:

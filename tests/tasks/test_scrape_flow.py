@@ -141,15 +141,27 @@ def test_max_age_answers_fresh_pages_from_storage_and_lists_them_as_items(
     assert skus(first["id"]) == ["SKU-30", "SKU-31"]
 
 
+# A job with max_age (or spider arguments) gets a crawl of its own; a plain small one joins
+# the worker's batch crawl: both must stop storing when their task gives up on them.
+@pytest.mark.parametrize(("max_age", "n"), [(None, 40), (3600, 50)], ids=["batch", "own-crawl"])
 def test_cancel_stops_a_running_job_within_seconds_keeping_what_it_stored(
-    client: FlaskClient, clerk: Account, shop: Shop, worker: WorkerProcess, database: Database
+    client: FlaskClient,
+    clerk: Account,
+    shop: Shop,
+    worker: WorkerProcess,
+    database: Database,
+    max_age: int | None,
+    n: int,
 ) -> None:
-    shop.delay = 30.0
+    # The slow pages answer after the job has ended (the worker gives a cancelled crawl 3 s to
+    # close, then leaves it to finish in the background): what arrives then is not stored.
+    shop.delay = 8.0
     try:
-        urls = [shop.url(30), shop.url(31), shop.url(32, "slow"), shop.url(33, "slow")]
-        job = submit(client, clerk, spider="product", urls=urls)
+        urls = [shop.url(n), shop.url(n + 1), shop.url(n + 2, "slow"), shop.url(n + 3, "slow")]
+        job = submit(client, clerk, spider="product", urls=urls, max_age=max_age)
         wait_job(client, clerk, job["id"], lambda j: j["status"] == "running", worker)
         wait_for(lambda: _stored(database) >= 2, timeout=30)
+        slow_requested_at = time.monotonic()
 
         cancelled_at = time.monotonic()
         response = client.post(f"/api/v1/scrape-jobs/{job['id']}/cancel", headers=clerk.headers)
@@ -162,6 +174,10 @@ def test_cancel_stops_a_running_job_within_seconds_keeping_what_it_stored(
     assert done["status"] == "cancelled"
     assert stop_seconds < 8, f"cancel took {stop_seconds:.1f}s"
     assert _stored(database) == 2
+    assert shop.hits[f"/slow/{n + 2}"] == 1 and shop.hits[f"/slow/{n + 3}"] == 1
+    # Past the slow answers, the storage flush interval and then some.
+    time.sleep(max(0.0, slow_requested_at + 8.0 + 3.0 - time.monotonic()))
+    assert _stored(database) == 2, "the abandoned crawl stored pages after the job ended"
     again = client.post(f"/api/v1/scrape-jobs/{job['id']}/cancel", headers=clerk.headers)
     assert again.status_code == 409 and again.json["type"] == "/problems/job-finished"
 
