@@ -80,6 +80,24 @@ _UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 _INSERT_JOB = insert(_jobs)
 _INSERT_CHUNKS = insert(_chunks).returning(_chunks.c.id, sort_by_parameter_order=True)
+# A one-chunk job (most submissions: one URL) in one statement on PostgreSQL: the job's INSERT
+# as a CTE feeding its chunk's. The job's values are named ``job_<column>``.
+_new_job = (
+    insert(_jobs)
+    .values({column.key: bindparam(f"job_{column.key}", type_=column.type) for column in _jobs.c})
+    .returning(_jobs.c.id)
+    .cte("new_job")
+)
+_INSERT_JOB_AND_CHUNK = (
+    insert(_chunks)
+    .values(
+        job_id=select(_new_job.c.id).scalar_subquery(),
+        seq=0,
+        urls=bindparam("chunk_urls", type_=_chunks.c.urls.type),
+    )
+    .returning(_chunks.c.id)
+    .add_cte(_new_job)
+)
 _CLAIM_CHUNK = (
     update(_chunks)
     .where(
@@ -205,18 +223,9 @@ def create_job(
         started_at=None,
         finished_at=None,
     )
-    # Two Core INSERTs instead of the ORM's unit of work (most of a one-URL submission's CPU
-    # was the flush); the chunks need only their ids back.
-    session.execute(
-        _INSERT_JOB,
-        {column.key: getattr(job, column.key) for column in _jobs.c},
-        bind_arguments=_SCRAPING,
-    )
-    chunk_ids = session.scalars(
-        _INSERT_CHUNKS,
-        [{"job_id": job.id, "seq": seq, "urls": part} for seq, part in enumerate(parts)],
-        bind_arguments=_SCRAPING,
-    ).all()
+    # Core INSERTs instead of the ORM's unit of work (most of a one-URL submission's CPU was
+    # the flush); the chunks need only their ids back.
+    chunk_ids = _insert_job(session, job, parts)
     # The row is written: the session takes the object as loaded from it (every column set
     # above), so callers use it as a persistent job without a flush or a read-back.
     make_transient_to_detached(job)
@@ -225,6 +234,21 @@ def create_job(
         ChunkRef(chunk_id, job.id, spider, len(part), priority)
         for chunk_id, part in zip(chunk_ids, parts, strict=True)
     ]
+
+
+def _insert_job(session: Session, job: ScrapeJob, parts: list[list[str]]) -> Sequence[int]:
+    """Insert the job and its chunks; the chunks' ids in ``parts`` order."""
+    values = {column.key: getattr(job, column.key) for column in _jobs.c}
+    if len(parts) == 1 and _postgresql(session):
+        params = {f"job_{key}": value for key, value in values.items()}
+        params["chunk_urls"] = parts[0]
+        return session.scalars(_INSERT_JOB_AND_CHUNK, params, bind_arguments=_SCRAPING).all()
+    session.execute(_INSERT_JOB, values, bind_arguments=_SCRAPING)
+    return session.scalars(
+        _INSERT_CHUNKS,
+        [{"job_id": job.id, "seq": seq, "urls": part} for seq, part in enumerate(parts)],
+        bind_arguments=_SCRAPING,
+    ).all()
 
 
 def _ref(chunk: ScrapeChunk, job: ScrapeJob) -> ChunkRef:

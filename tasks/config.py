@@ -7,6 +7,7 @@ from typing import Any
 from kombu import Exchange, Queue
 
 from shelfwatch.config import Settings
+from tasks.redis_transport import TRANSPORT as REDIS_TRANSPORT
 
 QUEUES = ("default", "scrape", "stock")
 
@@ -58,6 +59,10 @@ def _unacked_keys(namespace: str) -> dict[str, str]:
     }
 
 
+def _is_redis(settings: Settings) -> bool:
+    return settings.celery_broker_url.startswith(("redis://", "rediss://"))
+
+
 def celery_settings(settings: Settings) -> dict[str, Any]:
     """Lower-case Celery settings for ``app.conf.update``."""
     queues = [
@@ -74,6 +79,8 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.celery_broker_url,
         "broker_transport_options": _transport_options(settings),
+        # kombu's Redis transport, minus a new Redis client per command (tasks/redis_transport.py).
+        "broker_transport": REDIS_TRANSPORT if _is_redis(settings) else None,
         "broker_connection_retry_on_startup": True,
         "result_backend": None,
         "task_ignore_result": True,

@@ -27,8 +27,13 @@ def broker_priority(app: Celery, priority: int) -> int:
 
 
 def send_chunks(app: Celery, refs: Iterable[ChunkRef]) -> None:
-    """Enqueue one ``run_chunk`` per chunk; call only after the chunks' rows are committed."""
-    with app.producer_or_acquire() as producer:
+    """Enqueue one ``run_chunk`` per chunk; call only after the chunks' rows are committed.
+
+    The messages and their ``task-sent`` events leave in one batch (one Redis pipeline; on
+    brokers without batches, one by one as before). If it fails, the chunks stay queued in the
+    database, and recovery sends them again (``redispatch_queued_chunks``).
+    """
+    with app.producer_or_acquire() as producer, producer.batch():
         for ref in refs:
             app.send_task(
                 RUN_CHUNK,

@@ -54,6 +54,48 @@ def test_create_job_splits_into_chunks(database: Database) -> None:
     assert len(chunk_ids) == 3
 
 
+def _rows(db: Database, job_id: str) -> tuple[dict[str, object], list[dict[str, object]]]:
+    """A job's row and its chunks' rows, without what differs between any two jobs."""
+    jobs, chunks = ScrapeJob.__table__, ScrapeChunk.__table__
+    scraping = {"mapper": ScrapeJob}  # Core statements on the scraping engine
+    with db.transaction() as session:
+        job = (
+            session.execute(select(jobs).where(jobs.c.id == job_id), bind_arguments=scraping)
+            .mappings()
+            .one()
+        )
+        parts = session.execute(
+            select(chunks).where(chunks.c.job_id == job_id).order_by(chunks.c.seq),
+            bind_arguments=scraping,
+        ).mappings()
+        chunk_rows = [{k: v for k, v in row.items() if k not in ("id", "job_id")} for row in parts]
+    return {k: v for k, v in job.items() if k not in ("id", "created_at")}, chunk_rows
+
+
+def test_a_one_chunk_job_in_one_statement_writes_the_rows_of_two(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with database.transaction() as session:
+        one_statement, refs = create_job(
+            session, spider="product", urls=URLS[:1], chunk_size=50, priority=3, created_by=7
+        )
+    # The general path (a job and its chunks as two INSERTs), as taken off PostgreSQL.
+    monkeypatch.setattr("models.jobs._postgresql", lambda _session: False)
+    with database.transaction() as session:
+        two_statements, other_refs = create_job(
+            session, spider="product", urls=URLS[:1], chunk_size=50, priority=3, created_by=7
+        )
+
+    assert _rows(database, one_statement.id) == _rows(database, two_statements.id)
+    assert [r.chunk_id for r in refs] == [_chunk_id(database, one_statement.id)]
+    assert (refs[0].urls_count, other_refs[0].urls_count) == (1, 1)
+
+
+def _chunk_id(db: Database, job_id: str) -> int:
+    with db.transaction() as session:
+        return session.scalars(select(ScrapeChunk.id).where(ScrapeChunk.job_id == job_id)).one()
+
+
 def test_a_chunk_is_claimed_once(database: Database) -> None:
     job_id, chunk_ids = _job(database)
     with database.transaction() as session:
