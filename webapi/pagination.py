@@ -65,7 +65,8 @@ def decode_cursor(cursor: str, width: int) -> list[Any]:
         if not isinstance(values, list) or len(values) != width:
             raise ValueError("wrong cursor width")
         return [_decode_value(v) for v in values]
-    except (ValueError, TypeError) as error:
+    # RecursionError: a cursor of deeply nested JSON arrays, made up by a client.
+    except (ValueError, TypeError, RecursionError) as error:
         raise Problem(
             400,
             "invalid-cursor",
