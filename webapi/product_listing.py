@@ -8,13 +8,21 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Select, bindparam
 from werkzeug.datastructures import MultiDict
 
 from models import Product, catalog
-from webapi.pagination import DEFAULT_LIMIT, MAX_LIMIT, Keyset, decode_cursor, paginate_rows
+from webapi.pagination import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    Keyset,
+    decode_cursor,
+    paginate_rows,
+    row_page_statement,
+)
 from webapi.problems import Problem
 from webapi.product_schemas import MAX_ID, ORDERS, product_rows_json
 
@@ -87,22 +95,55 @@ def plain_listing_args(query: MultiDict[str, str]) -> dict[str, Any] | None:
     return args
 
 
-def _narrowing(args: Mapping[str, Any]) -> catalog.ProductFilter:
-    return catalog.ProductFilter(
-        owner_id=args.get("owner_id"),
-        sku=args.get("sku"),
-        name_contains=args.get("q"),
-        updated_since=args.get("updated_since"),
-        include_archived=args["archived"],
+# Narrowing values a kept statement takes as bound parameters of the same names.
+_BOUND_NARROWING = ("owner_id", "sku", "updated_since")
+
+
+def _bound(name: str, present: bool) -> Any:
+    """A bound parameter in place of a narrowing value (it takes the compared column's type)."""
+    return bindparam(name) if present else None
+
+
+@cache
+def _kept_statement(
+    order: str, include_archived: bool, narrowed_by: frozenset[str], after_cursor: bool
+) -> Select[Any]:
+    """The page statement of one shape of listing (no name search), built once."""
+    narrowing = catalog.ProductFilter(
+        **{name: _bound(name, name in narrowed_by) for name in _BOUND_NARROWING},
+        include_archived=include_archived,
     )
+    query = catalog.product_rows_query(narrowing)
+    return row_page_statement(query, KEYSETS[order], after_cursor=after_cursor)
+
+
+def _page_statement(args: Mapping[str, Any]) -> tuple[Select[Any], dict[str, Any]]:
+    """The statement of the page ``args`` ask for, and the values of its narrowing."""
+    after_cursor = bool(args["cursor"])
+    if args.get("q") is not None:
+        # A name search's LIKE pattern is escaped into the statement: built for this request.
+        narrowing = catalog.ProductFilter(
+            owner_id=args.get("owner_id"),
+            sku=args.get("sku"),
+            name_contains=args["q"],
+            updated_since=args.get("updated_since"),
+            include_archived=args["archived"],
+        )
+        query = catalog.product_rows_query(narrowing)
+        return row_page_statement(query, KEYSETS[args["order"]], after_cursor=after_cursor), {}
+    values = {name: args[name] for name in _BOUND_NARROWING if args.get(name) is not None}
+    shape = (args["order"], args["archived"], frozenset(values), after_cursor)
+    return _kept_statement(*shape), values
 
 
 def listing_page(connection: Connection, args: Mapping[str, Any]) -> dict[str, Any]:
     """The page ``args`` (as ``ProductListArgs`` loads them, cursor checked) ask for, read on
     ``connection`` (to the products' database): ``{"items": [...], "next_cursor": ...}``."""
+    statement, values = _page_statement(args)
     rows, next_cursor = paginate_rows(
         connection,
-        catalog.product_rows_query(_narrowing(args)),
+        statement,
+        values,
         KEYSETS[args["order"]],
         cursor=args["cursor"],
         limit=args["limit"],
