@@ -120,6 +120,13 @@ def prepare(settings: Settings, products: int) -> str:
             ),
             {"n": products},
         )
+    with db.primary.connect() as connection:
+        # Statistics, as a live table has them (and as pgbench gets them from its VACUUM):
+        # a table nobody analysed yet is listed by a sequential scan and a sort of every
+        # row, ~0.4 ms of PostgreSQL per request instead of ~0.05 ms by the index.
+        connection.execution_options(isolation_level="AUTOCOMMIT").execute(
+            text("VACUUM ANALYZE products")
+        )
     db.dispose()
     return email
 

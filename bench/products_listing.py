@@ -28,7 +28,7 @@ from models import Database, User, catalog, create_database
 from shelfwatch import migrate
 from shelfwatch.config import Settings
 from webapi.pagination import decode_cursor, encode_cursor, paginate
-from webapi.products import KEYSETS
+from webapi.product_listing import KEYSETS
 
 SMALL = 10_000
 LIMIT = 50

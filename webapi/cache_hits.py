@@ -1,4 +1,4 @@
-"""Cache hits of product reads, answered before Flask.
+"""Cache hits of product reads, and misses of plain listing queries, answered before Flask.
 
 Through Flask, a cached ``GET /api/v1/products`` pays for the request context, Flask-Limiter's
 hooks, argument parsing and a transient ``User`` to send bytes that Redis already holds. This
@@ -12,30 +12,44 @@ trip, reusing the functions the Flask path calls:
   ``caching.json_response`` (ETag, If-None-Match → 304, Cache-Control);
 - the answer counted in the request metrics like any other.
 
+A miss (or every request when entries are off, TTL 0) of an endpoint that offers a ``render``
+for its query (the products listing, for plain ``limit``/``order``/``owner_id``/``archived``/
+``cursor`` values) is rendered by the function the view renders with and stored by
+``read_through.render_and_store`` as the view stores it, from a replica or the primary as
+``read_through.reads_primary`` tells from the replica flags read in the same MGET. A
+database error leaves the request to Flask, whose answer (a 503 problem) is the one given.
+
 Everything else falls through to Flask, which stays the one place that decides and refuses:
 no or bad token, a user record not in Redis, a token revoked or that Redis cannot vouch for,
 an inactive user, a token issued before the user's cut-off, an odd query or condition, a
-miss, Redis down (then Flask alone tries it for a second), rate limits set for every route.
+miss it cannot render, Redis down (then Flask alone tries it for a second), rate limits set
+for every route.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
+from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
 from webapi.auth_cache import AuthCache, AuthRead
-from webapi.caching import VersionedCache, plain_get, wsgi_json_answer
+from webapi.caching import CachedBody, CacheRead, VersionedCache, plain_get, wsgi_json_answer
 from webapi.metrics import record_request
 from webapi.ratelimit import limits_on_every_route
+from webapi.read_through import read_connection, reads_primary, render_and_store
 from webapi.security import issued_before_cut_off, verified_access_token
 from webapi.services import EXTENSION_KEY, Services
+
+log = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 Answer = tuple[str, list[tuple[str, str]], bytes]
@@ -56,12 +70,37 @@ class CacheKeys:
 # (services, query arguments as sent, view arguments) -> the keys, or None when the view
 # reads no plain entry for this request.
 CacheKeysFinder = Callable[[Services, MultiDict[str, str], Mapping[str, Any]], CacheKeys | None]
+# (services, user id) -> the keys of the replica flags the read checks (``read_through``).
+FlagKeysFinder = Callable[[Services, int], list[str]]
+# The body of a miss, read on an autocommit connection to the products' database.
+Render = Callable[[Connection], bytes]
+# (query arguments as sent, view arguments) -> how the view renders a miss of this request,
+# or None when only the view may answer it.
+MissRenderFinder = Callable[[MultiDict[str, str], Mapping[str, Any]], Render | None]
+
+
+@dataclass(frozen=True)
+class CachedRead:
+    """What the shortcut needs to know of one cached read endpoint."""
+
+    keys: CacheKeysFinder
+    flag_keys: FlagKeysFinder
+    miss_render: MissRenderFinder | None = None
+
+
+@dataclass(frozen=True)
+class _Route:
+    rule: Rule
+    keys: CacheKeys
+    read: CachedRead
+    render: Render | None
 
 
 class CacheHitShortcut:
-    """Answers GETs of the endpoints in ``reads`` from their cache entry; the rest to Flask."""
+    """Answers GETs of the endpoints in ``reads`` from their cache entry, or by rendering a
+    miss they offer a ``miss_render`` for; the rest to Flask."""
 
-    def __init__(self, app: Flask, wsgi_app: WsgiApp, reads: Mapping[str, CacheKeysFinder]) -> None:
+    def __init__(self, app: Flask, wsgi_app: WsgiApp, reads: Mapping[str, CachedRead]) -> None:
         self._app = app
         self.wsgi_app = wsgi_app
         self._reads = dict(reads)
@@ -80,27 +119,34 @@ class CacheHitShortcut:
         if not environ.get("PATH_INFO", "").startswith(self._prefixes()):
             return None  # other endpoints: no cost beyond this test
         svc: Services = self._app.extensions[EXTENSION_KEY]
-        if svc.redis is None or svc.settings.cache_ttl_seconds <= 0:
-            return None
-        if time.monotonic() < self._paused_until or limits_on_every_route():
-            return None
-        token = verified_access_token(self._app, environ.get("HTTP_AUTHORIZATION", ""))
-        route = self._route(svc, environ) if token is not None else None
-        if token is None or route is None:
-            return None
-        rule, keys = route
-        read = self._auth_read(svc, token[1], keys)
-        if read is None:
+        if svc.redis is None or time.monotonic() < self._paused_until or limits_on_every_route():
             return None
         cache = VersionedCache(svc.redis, svc.settings.cache_ttl_seconds)
-        cached = cache.read(keys.version, keys.entry, read_ahead=read.ahead)
-        if cached is None or cached.entry is None:
+        token = verified_access_token(self._app, environ.get("HTTP_AUTHORIZATION", ""))
+        route = self._route(svc, environ, cache) if token is not None else None
+        if token is None or route is None:
             return None
-        answer = wsgi_json_answer(cached.entry, environ)
-        record_request(self._app, environ, "GET", rule, int(answer[0][:3]))
+        auth = self._auth_read(svc, token[1], route, cache)
+        if auth is None:
+            return None
+        user_id, ahead = auth
+        flag_keys = route.read.flag_keys(svc, user_id)
+        read = cache.read(route.keys.version, route.keys.entry, flag_keys, read_ahead=ahead)
+        if read is not None and read.entry is not None:
+            cached: CachedBody | None = read.entry
+        elif read is not None and route.render is not None:
+            cached = self._render(svc, cache, read, route.keys.entry, route.render)
+        else:
+            cached = None
+        if cached is None:
+            return None
+        answer = wsgi_json_answer(cached, environ)
+        record_request(self._app, environ, "GET", route.rule, int(answer[0][:3]))
         return answer
 
-    def _route(self, svc: Services, environ: dict[str, Any]) -> tuple[Rule, CacheKeys] | None:
+    def _route(
+        self, svc: Services, environ: dict[str, Any], cache: VersionedCache
+    ) -> _Route | None:
         """The URL rule and cache keys of a cacheable read, matched as Flask matches it."""
         request = self._app.request_class(environ)
         try:
@@ -108,9 +154,14 @@ class CacheHitShortcut:
             rule, view_args = adapter.match(return_rule=True)  # type: ignore[union-attr]
         except HTTPException:  # 404, 405, a redirect, an untrusted host: Flask answers those
             return None
-        find = self._reads.get(rule.endpoint)
-        keys = find(svc, request.args, view_args) if find is not None else None
-        return (rule, keys) if keys is not None else None
+        read = self._reads.get(rule.endpoint)
+        keys = read.keys(svc, request.args, view_args) if read is not None else None
+        if read is None or keys is None:
+            return None
+        render = read.miss_render(request.args, view_args) if read.miss_render else None
+        if render is None and not cache.stores_entries:
+            return None  # no entry to read and no miss to render: nothing to answer here
+        return _Route(rule, keys, read, render)
 
     def _prefixes(self) -> tuple[str, ...]:
         """The static beginnings of the cacheable endpoints' URL rules."""
@@ -122,21 +173,44 @@ class CacheHitShortcut:
             )
         return self._path_prefixes
 
-    def _auth_read(self, svc: Services, claims: dict[str, Any], keys: CacheKeys) -> AuthRead | None:
-        """The auth round trip (with the entry's keys), if it clears the caller the way
-        ``security`` would; None leaves the request to Flask."""
+    def _auth_read(
+        self, svc: Services, claims: dict[str, Any], route: _Route, cache: VersionedCache
+    ) -> tuple[int, dict[str, bytes | None]] | None:
+        """The user id and the values read ahead by the auth round trip (with the entry's
+        keys and the replica flags), if it clears the caller the way ``security`` would; None
+        leaves the request to Flask."""
         try:
             user_id = int(claims["sub"])
         except (TypeError, ValueError):
             return None
-        cache = AuthCache(svc.redis, svc.settings.redis_prefix)
-        read = cache.lookup(user_id, str(claims.get("jti")), (keys.version, keys.entry))
+        entry_keys = (route.keys.version, route.keys.entry) if cache.stores_entries else ()
+        ahead = (*entry_keys, *route.read.flag_keys(svc, user_id))
+        auth = AuthCache(svc.redis, svc.settings.redis_prefix)
+        read: AuthRead = auth.lookup(user_id, str(claims.get("jti")), ahead)
         if not read.answered:
-            self._paused_until = time.monotonic() + PAUSE_AFTER_REDIS_ERROR_SECONDS
+            self._pause()
             return None
         record = read.record
         if record is None or not record.is_active or read.revoked is not False:
             return None
         if issued_before_cut_off(claims, record.tokens_valid_after):
             return None
-        return read
+        return user_id, read.ahead
+
+    def _render(
+        self, svc: Services, cache: VersionedCache, read: CacheRead, entry_key: str, render: Render
+    ) -> CachedBody | None:
+        """A miss rendered as the view renders it; None (Flask answers) if the database fails."""
+        with_replicas = bool(svc.db.replicas)
+        fresh = reads_primary(read, with_replicas)
+        try:
+            with read_connection(svc.db, fresh=fresh) as connection:
+                return render_and_store(
+                    cache, read, entry_key, with_replicas, lambda: render(connection)
+                )
+        except SQLAlchemyError as error:
+            log.warning("cached read's miss left to Flask after a database error: %s", error)
+            return None
+
+    def _pause(self) -> None:
+        self._paused_until = time.monotonic() + PAUSE_AFTER_REDIS_ERROR_SECONDS

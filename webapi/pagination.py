@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from marshmallow import Schema, fields, validate
-from sqlalchemy import Column, Connection, Row, Select, literal, tuple_
+from sqlalchemy import Column, Connection, Row, Select, bindparam, literal, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from webapi.problems import Problem
@@ -65,7 +65,8 @@ def decode_cursor(cursor: str, width: int) -> list[Any]:
         if not isinstance(values, list) or len(values) != width:
             raise ValueError("wrong cursor width")
         return [_decode_value(v) for v in values]
-    except (ValueError, TypeError) as error:
+    # RecursionError: a cursor of deeply nested JSON arrays, made up by a client.
+    except (ValueError, TypeError, RecursionError) as error:
         raise Problem(
             400,
             "invalid-cursor",
@@ -93,6 +94,18 @@ class Keyset:
         )
         return row < bound if self.descending else row > bound
 
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        """The bound parameters of ``after_parameters``, one per column."""
+        return tuple(f"keyset_{index}" for index in range(len(self.columns)))
+
+    def after_parameters(self) -> Any:
+        """``after`` with bound parameters (``parameter_names``) in place of the values."""
+        row = tuple_(*self.columns)
+        names = zip(self.parameter_names, self.columns, strict=True)
+        bound = tuple_(*(bindparam(name, type_=column.type) for name, column in names))
+        return row < bound if self.descending else row > bound
+
 
 def paginate(
     session: Session,
@@ -108,12 +121,32 @@ def paginate(
     return _page(list(session.scalars(statement)), keyset, limit, key_of)
 
 
+def row_page_statement(query: Select[Any], keyset: Keyset, *, after_cursor: bool) -> Select[Any]:
+    """A Core query selecting columns (the keyset's among them) as ``paginate_rows`` runs it:
+    ordered by ``keyset``, after a cursor's key when ``after_cursor``, limited by a bound
+    parameter. The same for every page of the query, so it can be built once and kept:
+    building a statement and its cache key cost more than running it."""
+    if after_cursor:
+        query = query.where(keyset.after_parameters())
+    return keyset.order(query).limit(bindparam("page_limit"))
+
+
 def paginate_rows(
-    connection: Connection, query: Select[Any], keyset: Keyset, *, cursor: str | None, limit: int
+    connection: Connection,
+    statement: Select[Any],
+    parameters: dict[str, Any],
+    keyset: Keyset,
+    *,
+    cursor: str | None,
+    limit: int,
 ) -> tuple[list[Row[Any]], str | None]:
-    """``paginate`` for a Core query selecting columns (the keyset's among them): plain rows."""
-    statement = keyset.order(_after(query, keyset, cursor)).limit(limit + 1)
-    return _page(list(connection.execute(statement).all()), keyset, limit, None)
+    """``paginate`` for a ``row_page_statement`` (built with ``after_cursor=bool(cursor)``)
+    whose own bound parameters have ``parameters``: plain rows."""
+    values = {**parameters, "page_limit": limit + 1}
+    if cursor:
+        key = decode_cursor(cursor, len(keyset.columns))
+        values.update(zip(keyset.parameter_names, key, strict=True))
+    return _page(list(connection.execute(statement, values).all()), keyset, limit, None)
 
 
 def _after(query: Select[Any], keyset: Keyset, cursor: str | None) -> Select[Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
 from hashlib import blake2b
 from typing import Any
 
@@ -23,10 +22,10 @@ from werkzeug.datastructures import MultiDict
 from models import Product, Role, User, catalog
 from webapi import market
 from webapi.api import Blueprint
-from webapi.cache_hits import CacheKeys, CacheKeysFinder
-from webapi.caching import CachedBody, VersionedCache, json_response
-from webapi.pagination import Keyset, decode_cursor, paginate_rows
+from webapi.cache_hits import CachedRead, CacheKeys, CacheKeysFinder, Render
+from webapi.caching import VersionedCache, json_response
 from webapi.problems import Problem
+from webapi.product_listing import check_cursor, listing_page, plain_listing_args
 from webapi.product_schemas import (
     MAX_ID,
     ProductCreate,
@@ -35,23 +34,16 @@ from webapi.product_schemas import (
     ProductSchema,
     ProductUpdate,
     product_json,
-    product_rows_json,
 )
-from webapi.replicas import own_write_key, replicas_configured, session_for_read, track_writes
+from webapi.read_through import AUTOCOMMIT, reads_primary, render_and_store
+from webapi.replicas import replicas_configured, session_for_read, track_writes, write_flag_key
 from webapi.security import current_user, read_ahead, read_ahead_values, require_role
 from webapi.services import Services, db_session, services
 
 blp = Blueprint("products", __name__, url_prefix="/api/v1/products", description="Products")
 track_writes(blp)  # once for the whole app: reads after any write go to the primary
 
-_PRODUCTS = Product.__table__.c
-# Over the table's columns, like ``catalog.product_rows_query``: the page stays plain Core.
-KEYSETS = {
-    "created_at": Keyset((_PRODUCTS.created_at, _PRODUCTS.id)),
-    "-created_at": Keyset((_PRODUCTS.created_at, _PRODUCTS.id), descending=True),
-}
 _ONE_PRODUCT = f"/<int(max={MAX_ID}):product_id>"
-_AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
 
 
 # ---- cache keys: one version for all listings, one per owner, one per product -------------
@@ -69,8 +61,8 @@ def _item_version(svc: Services, product_id: int) -> str:
     return svc.key("products", "v", "item", product_id)
 
 
-def _recent_write_flag() -> str:
-    return services().key("products", "recent-write")
+def _recent_write_flag(svc: Services) -> str:
+    return svc.key("products", "recent-write")
 
 
 def _cache() -> VersionedCache:
@@ -86,7 +78,7 @@ def _invalidate(product_id: int, owner_ids: set[int]) -> None:
     flags = None
     if replicas_configured():
         # While replicas may lag behind this write, nothing read from them is cached.
-        flags = {_recent_write_flag(): services().settings.replica_read_own_writes_seconds}
+        flags = {_recent_write_flag(svc): svc.settings.replica_read_own_writes_seconds}
     _cache().bump(keys, flags)
 
 
@@ -97,9 +89,11 @@ def _dumps(data: Any) -> bytes:
     return orjson.dumps(data)
 
 
-def _flag_keys(user_id: int) -> list[str]:
+def flag_keys(svc: Services, user_id: int) -> list[str]:
     """Who wrote recently, whom replicas may lag behind: only read when replicas serve reads."""
-    return [own_write_key(user_id), _recent_write_flag()] if replicas_configured() else []
+    if not svc.db.replicas:
+        return []
+    return [write_flag_key(svc, user_id), _recent_write_flag(svc)]
 
 
 def _cached_read(
@@ -108,21 +102,17 @@ def _cached_read(
     """Serve from the cache, else render from a replica (or the primary for a recent writer)."""
     cache = _cache()
     with_replicas = replicas_configured()
-    read = cache.read(version_key, entry_key, _flag_keys(user.id), read_ahead_values())
+    read = cache.read(version_key, entry_key, flag_keys(services(), user.id), read_ahead_values())
     if read is not None and read.entry is not None:
         return json_response(read.entry)
-    # Redis down: nobody can tell who wrote recently, so read the primary.
-    fresh = read is None or (with_replicas and read.flags[0])
-    session = session_for_read(fresh=fresh)
-    with session.begin():
-        # Reads only: each statement commits on its own (no BEGIN/COMMIT round trips); under
-        # READ COMMITTED every statement has its own snapshot in a transaction too.
-        _products_connection(session, execution_options=_AUTOCOMMIT)
-        cached = CachedBody.of(_dumps(render(session)))
-    replica_may_lag = with_replicas and not fresh and read is not None and read.flags[1]
-    if read is not None and not replica_may_lag:
-        cache.store(entry_key, read.version, cached)
-    return json_response(cached)
+    session = session_for_read(fresh=reads_primary(read, with_replicas))
+
+    def body() -> bytes:
+        with session.begin():
+            _products_connection(session, execution_options=AUTOCOMMIT)
+            return _dumps(render(session))
+
+    return json_response(render_and_store(cache, read, entry_key, with_replicas, body))
 
 
 def _products_connection(session: Session, **options: Any) -> Connection:
@@ -169,33 +159,7 @@ def _catalog_errors() -> Iterator[None]:
         raise Problem(404, "not-found", str(error).capitalize() + ".") from error
 
 
-def _checked_cursor(cursor: str | None) -> None:
-    """Refuse a cursor whose values cannot be a (created_at, id) key, before SQL sees them."""
-    if cursor is None:
-        return
-    created_at, product_id = decode_cursor(cursor, 2)
-    valid_time = isinstance(created_at, datetime) and created_at.tzinfo is not None
-    valid_id = type(product_id) is int and 0 < product_id <= MAX_ID
-    if not (valid_time and valid_id):
-        raise Problem(
-            400,
-            "invalid-cursor",
-            "The cursor is not valid for this listing.",
-            errors=[{"field": "cursor", "message": "not a cursor issued by this listing"}],
-        )
-
-
 # ---- views -----------------------------------------------------------------------------------
-
-
-def _narrowing(args: dict[str, Any]) -> catalog.ProductFilter:
-    return catalog.ProductFilter(
-        owner_id=args.get("owner_id"),
-        sku=args.get("sku"),
-        name_contains=args.get("q"),
-        updated_since=args.get("updated_since"),
-        include_archived=args["archived"],
-    )
 
 
 def _listing_entry_key(svc: Services, args: MultiDict[str, str]) -> str:
@@ -236,9 +200,9 @@ def _keys_ahead(find: CacheKeysFinder) -> Callable[[int], list[str]]:
     def keys_for(user_id: int) -> list[str]:
         svc = services()
         if not _cache().stores_entries:
-            return _flag_keys(user_id)  # entries off: the read needs the flags only
+            return flag_keys(svc, user_id)  # entries off: the read needs the flags only
         keys = find(svc, request.args, request.view_args or {})
-        return [keys.version, keys.entry, *_flag_keys(user_id)] if keys is not None else []
+        return [keys.version, keys.entry, *flag_keys(svc, user_id)] if keys is not None else []
 
     return keys_for
 
@@ -252,7 +216,7 @@ def list_products(args: dict[str, Any]) -> ResponseReturnValue:
     """Products, oldest first (``order=-created_at``: newest first); archived ones left out
     unless ``archived=true``. Pages follow ``next_cursor``."""
     user = current_user()
-    _checked_cursor(args["cursor"])
+    check_cursor(args["cursor"])
     owner_id = args.get("owner_id")
     svc = services()
     version_key = _all_version(svc) if owner_id is None else _owner_version(svc, owner_id)
@@ -262,18 +226,10 @@ def list_products(args: dict[str, Any]) -> ResponseReturnValue:
         entry_key = f"{entry_key}:{market.listing_token()}"
 
     def render(session: Session) -> dict[str, Any]:
-        query = catalog.product_rows_query(_narrowing(args))
-        rows, next_cursor = paginate_rows(
-            _products_connection(session),
-            query,
-            KEYSETS[args["order"]],
-            cursor=args["cursor"],
-            limit=args["limit"],
-        )
-        page = product_rows_json(rows)
+        page = listing_page(_products_connection(session), args)
         if with_market:
-            market.add_market_prices(session, page)
-        return {"items": page, "next_cursor": next_cursor}
+            market.add_market_prices(session, page["items"])
+        return page
 
     return _cached_read(version_key, entry_key, user, render)
 
@@ -343,8 +299,22 @@ def archive_product(product_id: int) -> ResponseReturnValue:
     return ""
 
 
-# Answered from Redis before Flask when the entry is there (``webapi.cache_hits``).
-CACHED_READS: dict[str, CacheKeysFinder] = {
-    f"{blp.name}.{list_products.__name__}": listing_cache_keys,
-    f"{blp.name}.{get_product.__name__}": item_cache_keys,
+def plain_listing_render(
+    query: MultiDict[str, str], _view_args: Mapping[str, Any]
+) -> Render | None:
+    """How ``list_products`` renders a miss of a plain query (``plain_listing_args``), for the
+    shortcut to call outside Flask; None for any other query (Flask answers it)."""
+    args = plain_listing_args(query)
+    if args is None:
+        return None
+    return lambda connection: _dumps(listing_page(connection, args))
+
+
+# Answered before Flask when the entry is in Redis, and a plain listing also on a miss
+# (``webapi.cache_hits``).
+CACHED_READS: dict[str, CachedRead] = {
+    f"{blp.name}.{list_products.__name__}": CachedRead(
+        listing_cache_keys, flag_keys, plain_listing_render
+    ),
+    f"{blp.name}.{get_product.__name__}": CachedRead(item_cache_keys, flag_keys),
 }

@@ -17,7 +17,7 @@ from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
 from webapi.security import current_user_or_none
-from webapi.services import db_session, read_session, services
+from webapi.services import Services, db_session, read_session, services
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,12 @@ def replicas_configured() -> bool:
 
 
 def own_write_key(user_id: int) -> str:
-    return services().key("wrote", user_id)
+    return write_flag_key(services(), user_id)
+
+
+def write_flag_key(svc: Services, user_id: int) -> str:
+    """The "wrote recently" mark of ``user_id`` (``own_write_key`` outside a request)."""
+    return svc.key("wrote", user_id)
 
 
 def session_for_read(*, fresh: bool) -> Session:

@@ -404,6 +404,8 @@ def _cursor_of(values: list[Any]) -> str:
         "cursor=" + _cursor_of([{"dt": "2020-01-01T00:00:00+00:00"}, 2**70]),
         "cursor=" + _cursor_of([{"dt": "2020-01-01T00:00:00+00:00"}, True]),
         "cursor=" + _cursor_of([{"dt": "not a date"}, 1]),
+        # Nested past Python's recursion limit: once a 500 (RecursionError).
+        "cursor=" + base64.urlsafe_b64encode(b"[" * 2000).decode().rstrip("="),
         "order=price",
         "owner_id=abc",
         f"owner_id={2**63}",

@@ -136,6 +136,27 @@ def test_replica_answers_are_not_cached_while_replicas_may_lag(
     assert routed.get(path, headers=clerk.headers).json["name"] == "fresh"
 
 
+def test_replica_listings_are_not_cached_while_replicas_may_lag(
+    routed: FlaskClient, replica, manager: Account, clerk: Account
+) -> None:
+    """The same for a plain listing, which the WSGI shortcut renders before Flask."""
+    body = {"sku": "L", "name": "fresh", "price": "1", "currency": "EUR"}
+    product_id = routed.post("/api/v1/products", json=body, headers=manager.headers).json["id"]
+    path = "/api/v1/products?limit=5"
+    assert routed.get(path, headers=clerk.headers).json["items"] == []  # the replica, empty
+    _copy_to_replica(replica, manager, product_id, "lagging")
+    assert [item["name"] for item in routed.get(path, headers=clerk.headers).json["items"]] == [
+        "lagging"
+    ]
+    with replica.begin() as connection:  # the replica catches up
+        connection.execute(text("UPDATE products SET name = 'fresh'"))
+    assert [item["name"] for item in routed.get(path, headers=clerk.headers).json["items"]] == [
+        "fresh"
+    ]
+    # The writer reads its own write from the primary meanwhile.
+    assert routed.get(path, headers=manager.headers).json["items"][0]["sku"] == "L"
+
+
 def test_warehouse_reads_are_routed_too(
     routed: FlaskClient, replica, admin: Account, make_account
 ) -> None:
