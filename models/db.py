@@ -71,10 +71,22 @@ def make_engine(url: str, settings: Settings, *, scraping_file: Path | None = No
     else:
         engine = create_engine(url, pool_size=10, max_overflow=20)
         ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
+        _session_time_zone_utc(engine)
     if translate:
         # Set on the engine, not per connection: a per-connection map is lost after commit.
         engine = engine.execution_options(schema_translate_map=translate)
     return engine
+
+
+def _session_time_zone_utc(engine: Engine) -> None:
+    """Every value is stored and compared in UTC (``UTCDateTime``); a session in UTC also lets
+    psycopg build result datetimes with ``timezone.utc`` instead of a ``ZoneInfo`` (a server
+    default such as ``Etc/UTC``): about half the CPU of a listing's 150 timestamps."""
+
+    @event.listens_for(engine, "connect")
+    def _utc(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("SET TIME ZONE 'UTC'")
+        dbapi_connection.commit()  # a session setting outside any transaction of the app
 
 
 def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
