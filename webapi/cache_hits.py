@@ -20,29 +20,22 @@ miss, Redis down (then Flask alone tries it for a second), rate limits set for e
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
-from webapi.auth_cache import AuthCache, AuthRead
 from webapi.caching import VersionedCache, plain_get, wsgi_json_answer
+from webapi.early_auth import EarlyAuth
 from webapi.metrics import record_request
-from webapi.ratelimit import limits_on_every_route
-from webapi.security import issued_before_cut_off, verified_access_token
+from webapi.routing import match_route
 from webapi.services import EXTENSION_KEY, Services
 
 WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 Answer = tuple[str, list[tuple[str, str]], bytes]
-
-# After a Redis error Flask alone talks to Redis for this long: a hung Redis then costs one
-# timeout per request, not two.
-PAUSE_AFTER_REDIS_ERROR_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -65,7 +58,7 @@ class CacheHitShortcut:
         self._app = app
         self.wsgi_app = wsgi_app
         self._reads = dict(reads)
-        self._paused_until = 0.0
+        self.auth = EarlyAuth(app)
         self._path_prefixes: tuple[str, ...] | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -80,20 +73,18 @@ class CacheHitShortcut:
         if not environ.get("PATH_INFO", "").startswith(self._prefixes()):
             return None  # other endpoints: no cost beyond this test
         svc: Services = self._app.extensions[EXTENSION_KEY]
-        if svc.redis is None or svc.settings.cache_ttl_seconds <= 0:
+        if svc.settings.cache_ttl_seconds <= 0 or not self.auth.usable(svc):
             return None
-        if time.monotonic() < self._paused_until or limits_on_every_route():
-            return None
-        token = verified_access_token(self._app, environ.get("HTTP_AUTHORIZATION", ""))
-        route = self._route(svc, environ) if token is not None else None
-        if token is None or route is None:
+        claims = self.auth.claims(environ)
+        route = self._route(svc, environ) if claims is not None else None
+        if claims is None or route is None:
             return None
         rule, keys = route
-        read = self._auth_read(svc, token[1], keys)
-        if read is None:
+        caller = self.auth.clear(svc, claims, (keys.version, keys.entry))
+        if caller is None:
             return None
         cache = VersionedCache(svc.redis, svc.settings.cache_ttl_seconds)
-        cached = cache.read(keys.version, keys.entry, read_ahead=read.ahead)
+        cached = cache.read(keys.version, keys.entry, read_ahead=caller.read.ahead)
         if cached is None or cached.entry is None:
             return None
         answer = wsgi_json_answer(cached.entry, environ)
@@ -102,12 +93,10 @@ class CacheHitShortcut:
 
     def _route(self, svc: Services, environ: dict[str, Any]) -> tuple[Rule, CacheKeys] | None:
         """The URL rule and cache keys of a cacheable read, matched as Flask matches it."""
-        request = self._app.request_class(environ)
-        try:
-            adapter = self._app.create_url_adapter(request)
-            rule, view_args = adapter.match(return_rule=True)  # type: ignore[union-attr]
-        except HTTPException:  # 404, 405, a redirect, an untrusted host: Flask answers those
+        route = match_route(self._app, environ)
+        if route is None:
             return None
+        request, rule, view_args = route
         find = self._reads.get(rule.endpoint)
         keys = find(svc, request.args, view_args) if find is not None else None
         return (rule, keys) if keys is not None else None
@@ -121,22 +110,3 @@ class CacheHitShortcut:
                 if rule.endpoint in self._reads
             )
         return self._path_prefixes
-
-    def _auth_read(self, svc: Services, claims: dict[str, Any], keys: CacheKeys) -> AuthRead | None:
-        """The auth round trip (with the entry's keys), if it clears the caller the way
-        ``security`` would; None leaves the request to Flask."""
-        try:
-            user_id = int(claims["sub"])
-        except (TypeError, ValueError):
-            return None
-        cache = AuthCache(svc.redis, svc.settings.redis_prefix)
-        read = cache.lookup(user_id, str(claims.get("jti")), (keys.version, keys.entry))
-        if not read.answered:
-            self._paused_until = time.monotonic() + PAUSE_AFTER_REDIS_ERROR_SECONDS
-            return None
-        record = read.record
-        if record is None or not record.is_active or read.revoked is not False:
-            return None
-        if issued_before_cut_off(claims, record.tokens_valid_after):
-            return None
-        return read
