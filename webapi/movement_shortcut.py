@@ -41,7 +41,7 @@ from webapi.idempotency import checked_key
 from webapi.metrics import record_request
 from webapi.problems import Problem
 from webapi.replicas import remember_write
-from webapi.routing import match_route
+from webapi.routing import match_route, matched_by_path_alone
 from webapi.services import EXTENSION_KEY, Services
 from webapi.stock import created_answer
 from webapi.stock_schemas import plainly_valid_movement
@@ -63,6 +63,7 @@ class MovementShortcut:
         self._app = app
         self.wsgi_app = wsgi_app
         self.auth = EarlyAuth(app)
+        self._rule: Rule | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != PATH:
@@ -100,8 +101,8 @@ class MovementShortcut:
         user_id = user_id_of(claims) if claims is not None else None
         if claims is None or user_id is None:
             return None
-        route = match_route(self._app, environ)
-        if route is None or route[1].endpoint != ENDPOINT:
+        rule = self._matched_rule(environ)
+        if rule is None:
             return None
         movement = self._plain_movement(environ)
         if movement is None:
@@ -119,7 +120,18 @@ class MovementShortcut:
                 return None
         if unassigned(visible, movement.warehouse_ids):
             return None
-        return svc, route[1], caller, movement, key
+        return svc, rule, caller, movement, key
+
+    def _matched_rule(self, environ: dict[str, Any]) -> Rule | None:
+        """The movement view's rule if Flask would dispatch the request to it (remembered
+        while matching depends on the method and path alone, which are fixed here)."""
+        by_path = matched_by_path_alone(self._app)
+        if self._rule is not None and by_path:
+            return self._rule
+        route = match_route(self._app, environ)
+        rule = route[1] if route is not None and route[1].endpoint == ENDPOINT else None
+        self._rule = rule if by_path else None
+        return rule
 
     def _plain_movement(self, environ: dict[str, Any]) -> MovementRequest | None:
         """The movement of a small plainly valid JSON body; the body is put back for Flask."""

@@ -31,3 +31,15 @@ def match_route(app: Flask, environ: dict[str, Any]) -> tuple[Request, Rule, dic
     except HTTPException:
         return None
     return request, rule, view_args
+
+
+def matched_by_path_alone(app: Flask) -> bool:
+    """Whether ``match_route`` depends on the method and path alone: no trusted hosts, no
+    ``SERVER_NAME``, no host or subdomain matching (then nothing else in a request changes
+    which rule it reaches, or whether Flask refuses it before dispatching)."""
+    return (
+        app.config["TRUSTED_HOSTS"] is None
+        and app.config["SERVER_NAME"] is None
+        and not app.url_map.host_matching
+        and not app.subdomain_matching
+    )

@@ -368,3 +368,16 @@ def test_a_movement_makes_the_writer_read_from_the_primary(
     assert dispatched == []  # answered before Flask
     with routed.test_request_context():
         assert wrote_recently(mover.id)
+
+
+def test_an_untrusted_host_is_refused_by_flask(through_flask, app, client, mover, room) -> None:
+    assert post(client, mover, transfer(room, 1)).status_code == 201  # the rule remembered
+    app.config["TRUSTED_HOSTS"] = ["localhost"]
+    seen = len(through_flask)
+    assert post(client, mover, transfer(room, 1)).status_code == 201
+    assert len(through_flask) == seen
+    refused = client.post(
+        URL, json=transfer(room, 1), headers={**mover.headers, "Host": "elsewhere.example"}
+    )
+    assert refused.status_code == 400
+    assert refused.content_type == PROBLEM
