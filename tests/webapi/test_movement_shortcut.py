@@ -381,3 +381,15 @@ def test_an_untrusted_host_is_refused_by_flask(through_flask, app, client, mover
     )
     assert refused.status_code == 400
     assert refused.content_type == PROBLEM
+
+
+def test_a_database_that_cannot_be_reached_is_a_503(
+    settings: Settings, database, admin, room, client
+) -> None:
+    assert post(client, admin, receipt(room, room.w1, 1)).status_code == 201  # caches the user
+    unreachable = settings.database_url.replace(":5432/", ":1/")
+    down = create_app(settings.model_copy(update={"database_url": unreachable}))
+    answer = post(down.test_client(), admin, receipt(room, room.w1, 1))
+    assert answer.status_code == 503
+    assert answer.content_type == PROBLEM
+    assert answer.json["type"] == "/problems/database-unavailable"
