@@ -178,11 +178,10 @@ class AssignmentCache:
                 raw_version, cached = self.redis.mget(version_key, data_key)
             except _redis_errors():
                 return load()
+        current = self.current_ids(raw_version, cached)
+        if current is not None:
+            return current
         version = int(raw_version or 0)
-        if cached is not None:
-            cached_version, _, ids = cached.partition(b"|")
-            if int(cached_version) == version:
-                return {int(part) for part in ids.split(b",") if part}
         found = load()
         entry = f"{version}|{','.join(map(str, sorted(found)))}"
         try:
@@ -190,6 +189,17 @@ class AssignmentCache:
         except _redis_errors():
             pass  # the next read simply goes to the database again
         return found
+
+    @staticmethod
+    def current_ids(raw_version: bytes | None, cached: bytes | None) -> set[int] | None:
+        """The ids in a cached entry if it was computed for the current version, else None
+        (from the values of the two ``keys``)."""
+        if cached is None:
+            return None
+        cached_version, _, ids = cached.partition(b"|")
+        if int(cached_version) != int(raw_version or 0):
+            return None
+        return {int(part) for part in ids.split(b",") if part}
 
     def invalidate(self, user_ids: Iterable[int]) -> bool:
         """Bump the versions of ``user_ids``; False if Redis could not be reached."""

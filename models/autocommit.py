@@ -34,7 +34,14 @@ def fetch_one_autocommitted(
     be what the driver takes (typed casts in the statement make NULLs unambiguous).
     """
     sql = _compiled(statement, engine.dialect)
-    pooled = engine.raw_connection()
+    try:
+        pooled = engine.raw_connection()
+    except engine.dialect.loaded_dbapi.Error as error:
+        # A connection that cannot be opened (server down, too many clients): wrapped as
+        # ``Engine.connect`` wraps it, so callers see SQLAlchemy's ``OperationalError``.
+        raise DBAPIError.instance(
+            None, None, error, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect
+        ) from error
     driver = pooled.driver_connection
     try:
         driver.autocommit = True

@@ -13,6 +13,7 @@ from webapi import assignments, auth, health, metrics, products, stock, users, w
 from webapi.api import ShelfwatchApi, configure_openapi
 from webapi.cache_hits import CacheHitShortcut
 from webapi.market import blp as market_blp
+from webapi.movement_shortcut import MovementShortcut
 from webapi.problems import Problem, register_problem_handlers
 from webapi.ratelimit import configure_limiter
 from webapi.routing import DatabaseIdConverter
@@ -58,7 +59,7 @@ def create_app(config: Settings | None = None) -> Flask:
     configure_limiter(app, settings)
     # Before the blueprints: the metrics middleware they install then times its answers too.
     shortcut = CacheHitShortcut(app, app.wsgi_app, products.CACHED_READS)
-    app.wsgi_app = shortcut  # type: ignore[method-assign]
+    app.wsgi_app = MovementShortcut(app, shortcut)  # type: ignore[method-assign]
     api = ShelfwatchApi(app)  # one per app: the OpenAPI document is the app's own
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from models import User
+from models import Role, User
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,11 @@ class AuthRecord:
     @property
     def is_active(self) -> bool:
         return bool(self.fields["is_active"])
+
+    @property
+    def is_admin(self) -> bool:
+        """As ``User.is_admin``."""
+        return self.fields["role"] == Role.ADMIN.value
 
     @property
     def tokens_valid_after(self) -> datetime | None:

@@ -29,7 +29,6 @@ for every route.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,25 +37,19 @@ from flask import Flask
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Rule
 
-from webapi.auth_cache import AuthCache, AuthRead
 from webapi.caching import CachedBody, CacheRead, VersionedCache, plain_get, wsgi_json_answer
+from webapi.early_auth import EarlyAuth, user_id_of
 from webapi.metrics import record_request
-from webapi.ratelimit import limits_on_every_route
 from webapi.read_through import read_connection, reads_primary, render_and_store
-from webapi.security import issued_before_cut_off, verified_access_token
+from webapi.routing import match_route
 from webapi.services import EXTENSION_KEY, Services
 
 log = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
 Answer = tuple[str, list[tuple[str, str]], bytes]
-
-# After a Redis error Flask alone talks to Redis for this long: a hung Redis then costs one
-# timeout per request, not two.
-PAUSE_AFTER_REDIS_ERROR_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -104,7 +97,7 @@ class CacheHitShortcut:
         self._app = app
         self.wsgi_app = wsgi_app
         self._reads = dict(reads)
-        self._paused_until = 0.0
+        self.auth = EarlyAuth(app)
         self._path_prefixes: tuple[str, ...] | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -119,19 +112,25 @@ class CacheHitShortcut:
         if not environ.get("PATH_INFO", "").startswith(self._prefixes()):
             return None  # other endpoints: no cost beyond this test
         svc: Services = self._app.extensions[EXTENSION_KEY]
-        if svc.redis is None or time.monotonic() < self._paused_until or limits_on_every_route():
+        if not self.auth.usable(svc):
             return None
         cache = VersionedCache(svc.redis, svc.settings.cache_ttl_seconds)
-        token = verified_access_token(self._app, environ.get("HTTP_AUTHORIZATION", ""))
-        route = self._route(svc, environ, cache) if token is not None else None
-        if token is None or route is None:
+        claims = self.auth.claims(environ)
+        route = self._route(svc, environ, cache) if claims is not None else None
+        if claims is None or route is None:
             return None
-        auth = self._auth_read(svc, token[1], route, cache)
-        if auth is None:
+        user_id = user_id_of(claims)
+        if user_id is None:
             return None
-        user_id, ahead = auth
+        # The entry's keys and the replica flags ride in the auth round trip.
         flag_keys = route.read.flag_keys(svc, user_id)
-        read = cache.read(route.keys.version, route.keys.entry, flag_keys, read_ahead=ahead)
+        entry_keys = (route.keys.version, route.keys.entry) if cache.stores_entries else ()
+        caller = self.auth.clear(svc, claims, (*entry_keys, *flag_keys))
+        if caller is None:
+            return None
+        read = cache.read(
+            route.keys.version, route.keys.entry, flag_keys, read_ahead=caller.read.ahead
+        )
         if read is not None and read.entry is not None:
             cached: CachedBody | None = read.entry
         elif read is not None and route.render is not None:
@@ -148,12 +147,10 @@ class CacheHitShortcut:
         self, svc: Services, environ: dict[str, Any], cache: VersionedCache
     ) -> _Route | None:
         """The URL rule and cache keys of a cacheable read, matched as Flask matches it."""
-        request = self._app.request_class(environ)
-        try:
-            adapter = self._app.create_url_adapter(request)
-            rule, view_args = adapter.match(return_rule=True)  # type: ignore[union-attr]
-        except HTTPException:  # 404, 405, a redirect, an untrusted host: Flask answers those
+        matched = match_route(self._app, environ)
+        if matched is None:
             return None
+        request, rule, view_args = matched
         read = self._reads.get(rule.endpoint)
         keys = read.keys(svc, request.args, view_args) if read is not None else None
         if read is None or keys is None:
@@ -173,30 +170,6 @@ class CacheHitShortcut:
             )
         return self._path_prefixes
 
-    def _auth_read(
-        self, svc: Services, claims: dict[str, Any], route: _Route, cache: VersionedCache
-    ) -> tuple[int, dict[str, bytes | None]] | None:
-        """The user id and the values read ahead by the auth round trip (with the entry's
-        keys and the replica flags), if it clears the caller the way ``security`` would; None
-        leaves the request to Flask."""
-        try:
-            user_id = int(claims["sub"])
-        except (TypeError, ValueError):
-            return None
-        entry_keys = (route.keys.version, route.keys.entry) if cache.stores_entries else ()
-        ahead = (*entry_keys, *route.read.flag_keys(svc, user_id))
-        auth = AuthCache(svc.redis, svc.settings.redis_prefix)
-        read: AuthRead = auth.lookup(user_id, str(claims.get("jti")), ahead)
-        if not read.answered:
-            self._pause()
-            return None
-        record = read.record
-        if record is None or not record.is_active or read.revoked is not False:
-            return None
-        if issued_before_cut_off(claims, record.tokens_valid_after):
-            return None
-        return user_id, read.ahead
-
     def _render(
         self, svc: Services, cache: VersionedCache, read: CacheRead, entry_key: str, render: Render
     ) -> CachedBody | None:
@@ -211,6 +184,3 @@ class CacheHitShortcut:
         except SQLAlchemyError as error:
             log.warning("cached read's miss left to Flask after a database error: %s", error)
             return None
-
-    def _pause(self) -> None:
-        self._paused_until = time.monotonic() + PAUSE_AFTER_REDIS_ERROR_SECONDS

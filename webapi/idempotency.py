@@ -20,10 +20,15 @@ RESERVED_PREFIX = "batch:"
 
 def idempotency_key() -> str | None:
     """The request's key, or None; 400 when it is empty, too long or reserved."""
-    key = request.headers.get(HEADER)
-    if key is None:
+    return checked_key(request.headers.get(HEADER))
+
+
+def checked_key(header: str | None) -> str | None:
+    """The key an ``Idempotency-Key`` header value gives, or None without the header; 400
+    when it is empty, too long or reserved."""
+    if header is None:
         return None
-    key = key.strip()
+    key = header.strip()
     if not key or len(key) > MAX_LENGTH or not key.isprintable() or key.startswith(RESERVED_PREFIX):
         raise Problem(
             400,

@@ -61,15 +61,21 @@ def _remember_write(response: Response) -> Response:
     if not replicas_configured():
         return response
     user = current_user_or_none()
-    client = services().redis
-    if user is None or client is None:
-        return response
-    window = services().settings.replica_read_own_writes_seconds
-    try:
-        client.set(own_write_key(user.id), 1, ex=max(window, 1))
-    except redis.RedisError as error:
-        log.warning("cannot mark user %s as a recent writer: %s", user.id, error)
+    if user is not None:
+        remember_write(services(), user.id)
     return response
+
+
+def remember_write(svc: Services, user_id: int) -> None:
+    """Send the user's reads to the primary for a while (after a successful write; nothing
+    to do without replicas)."""
+    if not svc.db.replicas or svc.redis is None:
+        return
+    window = svc.settings.replica_read_own_writes_seconds
+    try:
+        svc.redis.set(write_flag_key(svc, user_id), 1, ex=max(window, 1))
+    except redis.RedisError as error:
+        log.warning("cannot mark user %s as a recent writer: %s", user_id, error)
 
 
 def track_writes(blueprint: Blueprint) -> None:

@@ -1,10 +1,12 @@
-"""URL converters."""
+"""URL converters, and URL matching for answers given before Flask."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from werkzeug.routing import IntegerConverter, Map
+from flask import Flask, Request
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, Map, Rule
 
 BIGINT_MAX = 2**63 - 1
 
@@ -16,3 +18,28 @@ class DatabaseIdConverter(IntegerConverter):
     def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("max", BIGINT_MAX)
         super().__init__(url_map, *args, **kwargs)
+
+
+def match_route(app: Flask, environ: dict[str, Any]) -> tuple[Request, Rule, dict[str, Any]] | None:
+    """The request, URL rule and view arguments Flask would dispatch ``environ`` to (the
+    request is not read); None for what Flask answers itself: 404, 405, a redirect, an
+    untrusted host."""
+    request = app.request_class(environ)
+    try:
+        adapter = app.create_url_adapter(request)
+        rule, view_args = adapter.match(return_rule=True)  # type: ignore[union-attr]
+    except HTTPException:
+        return None
+    return request, rule, view_args
+
+
+def matched_by_path_alone(app: Flask) -> bool:
+    """Whether ``match_route`` depends on the method and path alone: no trusted hosts, no
+    ``SERVER_NAME``, no host or subdomain matching (then nothing else in a request changes
+    which rule it reaches, or whether Flask refuses it before dispatching)."""
+    return (
+        app.config["TRUSTED_HOSTS"] is None
+        and app.config["SERVER_NAME"] is None
+        and not app.url_map.host_matching
+        and not app.subdomain_matching
+    )

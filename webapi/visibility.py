@@ -13,13 +13,13 @@ from models import User
 from models.assignments import AssignmentCache, assigned_warehouse_ids
 from webapi.problems import Problem
 from webapi.security import read_ahead_values
-from webapi.services import services
+from webapi.services import Services, services
 
 log = logging.getLogger(__name__)
 
 
-def assignment_cache() -> AssignmentCache:
-    svc = services()
+def assignment_cache(svc: Services | None = None) -> AssignmentCache:
+    svc = svc or services()
     return AssignmentCache(svc.redis, svc.settings.redis_prefix, svc.settings.cache_ttl_seconds)
 
 
@@ -48,10 +48,7 @@ def can_see_warehouse(user: User, warehouse_id: int) -> bool:
 
 def require_assigned(user: User, warehouse_ids: Iterable[int]) -> None:
     """403 unless the user is an admin or assigned to every one of ``warehouse_ids``."""
-    visible = visible_warehouse_ids(user)
-    if visible is None:
-        return
-    refused = sorted(set(warehouse_ids) - visible)
+    refused = unassigned(visible_warehouse_ids(user), warehouse_ids)
     if refused:
         raise Problem(
             403,
@@ -59,6 +56,11 @@ def require_assigned(user: User, warehouse_ids: Iterable[int]) -> None:
             f"You are not assigned to warehouse {', '.join(map(str, refused))}.",
             warehouse_ids=refused,
         )
+
+
+def unassigned(visible: set[int] | None, warehouse_ids: Iterable[int]) -> list[int]:
+    """The ids among ``warehouse_ids`` outside ``visible`` (None: every warehouse), sorted."""
+    return [] if visible is None else sorted(set(warehouse_ids) - visible)
 
 
 def assignments_changed(user_ids: Iterable[int]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import Integer, String, bindparam, create_engine, func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from models import Database, Warehouse
 from models.autocommit import fetch_one_autocommitted
@@ -50,3 +50,13 @@ def test_driver_errors_come_out_as_sqlalchemy_errors(database: Database) -> None
     # the failed statement left nothing open: the next one runs and commits
     assert fetch_one_autocommitted(database.primary, INSERT_WAREHOUSE, {"code": "C"}) is not None
     assert warehouse_count(database) == 2
+
+
+def test_a_connection_that_cannot_be_opened_is_an_operational_error(database: Database) -> None:
+    """As ``Engine.connect`` raises it, so the API answers 503, not a bare 500."""
+    unreachable = create_engine(database.primary.url.set(port=1))
+    try:
+        with pytest.raises(OperationalError):
+            fetch_one_autocommitted(unreachable, INSERT_WAREHOUSE, {"code": "A"})
+    finally:
+        unreachable.dispose()

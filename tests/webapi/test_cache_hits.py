@@ -231,7 +231,7 @@ def test_reads_work_from_the_database_while_redis_is_down(
         assert answer.status_code == 200
         assert [item["sku"] for item in answer.json["items"]] == ["HIT-2", "HIT-1"]
     # After its failed round trip the shortcut leaves Redis to Flask for a while.
-    assert shortcut_of(down)._paused_until > time.monotonic()
+    assert shortcut_of(down).auth.paused_until > time.monotonic()
 
 
 def test_hits_are_counted_in_the_metrics(client, clerk, products) -> None:
