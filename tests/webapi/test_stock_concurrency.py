@@ -112,8 +112,11 @@ def test_concurrent_shipments_and_transfers_never_go_negative(
     listed = requests.get(
         url, params={"product_id": product_id, "limit": 200}, headers=admin.headers, timeout=10
     ).json()
-    assert len(listed["items"]) == 200  # more pages follow: 2 receipts + the applied ones
-    assert listed["next_cursor"] is not None
+    # The ledger lists the 2 receipts and every applied movement (how many were applied
+    # depends on the order the threads got in: stock runs out sooner or later).
+    in_ledger = 2 + statuses[201]
+    assert len(listed["items"]) == min(200, in_ledger)
+    assert (listed["next_cursor"] is not None) == (in_ledger > 200)
 
 
 def test_concurrent_twins_with_one_idempotency_key_apply_once(
