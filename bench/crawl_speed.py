@@ -239,7 +239,10 @@ def truncate(database_url: str) -> None:
     import psycopg
 
     with psycopg.connect(database_url, autocommit=True) as connection:
-        connection.execute("TRUNCATE scraping.scraped_products, scraping.price_observations")
+        connection.execute(
+            "TRUNCATE scraping.scraped_products, scraping.price_observations,"
+            " scraping.scrape_job_products"
+        )
 
 
 STORED_VALUES = """

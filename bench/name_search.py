@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 from models import Database, catalog
 from webapi.pagination import paginate
-from webapi.products import KEYSETS
+from webapi.product_listing import KEYSETS
 
 
 def search_once(db: Database, term: str) -> tuple[float, int]:
