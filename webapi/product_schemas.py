@@ -33,8 +33,11 @@ def not_blank(text: str) -> None:
 
 def format_price(value: Decimal) -> str:
     """``Decimal('19.9000')`` -> ``'19.90'``: at least two places, never trailing noise."""
-    whole, _, fraction = f"{value.normalize():f}".partition(".")
-    return f"{whole}.{fraction.ljust(2, '0')}"
+    text = str(value)  # plain notation for what NUMERIC(14,4) returns: no normalize() needed
+    if "E" in text:
+        text = f"{value.normalize():f}"
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.rstrip('0').ljust(2, '0')}"
 
 
 class Price(fields.Field):
