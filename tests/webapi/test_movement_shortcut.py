@@ -28,6 +28,7 @@ from tests.inventory_factories import (
     movement_count,
 )
 from tests.services import REDIS_URL
+from tests.webapi.test_cache_hits import watch_flask
 from tests.webapi.test_metrics import scrape, value
 from tests.webapi.test_stock_movements import Stockroom
 from webapi import create_app, movement_shortcut
@@ -42,15 +43,7 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture
 def through_flask(app: Flask) -> list[str]:
-    """The paths of the requests that reached Flask's dispatching (URL value preprocessors
-    run before every before-request hook, including the refusing ones)."""
-    paths: list[str] = []
-
-    @app.url_value_preprocessor
-    def _seen(_endpoint: str | None, _values: dict[str, Any] | None) -> None:
-        paths.append(request.path)
-
-    return paths
+    return watch_flask(app)
 
 
 @pytest.fixture
