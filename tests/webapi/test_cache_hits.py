@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -55,11 +55,19 @@ def products(client: FlaskClient, manager: Account) -> list[dict[str, Any]]:
     return made
 
 
-def shortcut_of(app: Flask) -> CacheHitShortcut:
+Layer = TypeVar("Layer")
+
+
+def layer_of(app: Flask, kind: type[Layer]) -> Layer:
+    """The WSGI middleware of type ``kind`` wrapped around the Flask app."""
     layer: Any = app.wsgi_app
-    while not isinstance(layer, CacheHitShortcut):
+    while not isinstance(layer, kind):
         layer = layer.wsgi_app
     return layer
+
+
+def shortcut_of(app: Flask) -> CacheHitShortcut:
+    return layer_of(app, CacheHitShortcut)
 
 
 def flask_path(app: Flask) -> Client:

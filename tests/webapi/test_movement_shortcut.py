@@ -28,7 +28,7 @@ from tests.inventory_factories import (
     movement_count,
 )
 from tests.services import REDIS_URL
-from tests.webapi.test_cache_hits import watch_flask
+from tests.webapi.test_cache_hits import layer_of, watch_flask
 from tests.webapi.test_metrics import scrape, value
 from tests.webapi.test_stock_movements import Stockroom
 from webapi import create_app, movement_shortcut
@@ -98,10 +98,7 @@ def transfer(room: Stockroom, quantity: int, **extra: Any) -> dict[str, Any]:
 
 
 def shortcut_of(app: Flask) -> MovementShortcut:
-    layer: Any = app.wsgi_app
-    while not isinstance(layer, MovementShortcut):
-        layer = layer.wsgi_app
-    return layer
+    return layer_of(app, MovementShortcut)
 
 
 def flask_path(app: Flask) -> Client:
