@@ -15,7 +15,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Row, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Integer,
+    Row,
+    String,
+    Text,
+    and_,
+    bindparam,
+    case,
+    column,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from models.base import utcnow
@@ -98,6 +115,16 @@ _INSERT_JOB_AND_CHUNK = (
     .returning(_chunks.c.id)
     .add_cte(_new_job)
 )
+# What a claim writes into its chunk (one chunk or several).
+_CLAIM_VALUES = {
+    "status": JobStatus.RUNNING.value,
+    "attempts": _chunks.c.attempts + 1,
+    "worker": bindparam("claim_worker"),
+    "heartbeat_at": bindparam("claim_now"),
+    "lease_expires_at": bindparam("claim_lease_until"),
+    "started_at": bindparam("claim_now"),
+    "finished_at": None,
+}
 _CLAIM_CHUNK = (
     update(_chunks)
     .where(
@@ -107,15 +134,7 @@ _CLAIM_CHUNK = (
         _chunks.c.job_id == bindparam("claim_job_id"),
         _chunks.c.status == JobStatus.QUEUED.value,
     )
-    .values(
-        status=JobStatus.RUNNING.value,
-        attempts=_chunks.c.attempts + 1,
-        worker=bindparam("claim_worker"),
-        heartbeat_at=bindparam("claim_now"),
-        lease_expires_at=bindparam("claim_lease_until"),
-        started_at=bindparam("claim_now"),
-        finished_at=None,
-    )
+    .values(_CLAIM_VALUES)
     .returning(_chunks.c.job_id, _chunks.c.urls, _chunks.c.attempts)
 )
 # The job becomes running with its first claim, and tells what to crawl.
@@ -175,6 +194,98 @@ _FINALIZE = (
         error=bindparam("final_error"),
         finished_at=bindparam("final_now"),
     )
+)
+
+# The statements of a ``run_chunks`` message (several one-URL jobs' chunks), one each on
+# PostgreSQL. Claim: the chunks' UPDATE (by (id, job) pairs, queued ones only) feeding their
+# jobs' UPDATE; the rows are joined back so two chunks of one job both come back.
+_claimed_many = (
+    update(_chunks)
+    .where(
+        tuple_(_chunks.c.id, _chunks.c.job_id).in_(bindparam("claims", expanding=True)),
+        _chunks.c.status == JobStatus.QUEUED.value,
+    )
+    .values(_CLAIM_VALUES)
+    .returning(_chunks.c.id, _chunks.c.job_id, _chunks.c.urls, _chunks.c.attempts)
+    .cte("claimed_many")
+)
+_started_jobs = (
+    _CLAIM_JOB.where(_jobs.c.id.in_(select(_claimed_many.c.job_id)))
+    .returning(_jobs.c.id, *_JOB_FIELDS)
+    .cte("started_jobs")
+)
+_CLAIM_MANY = (
+    select(
+        _claimed_many.c.id,
+        _claimed_many.c.job_id,
+        _claimed_many.c.urls,
+        _claimed_many.c.attempts,
+        *(_started_jobs.c[field.key] for field in _JOB_FIELDS),
+    )
+    .join_from(_claimed_many, _started_jobs, _started_jobs.c.id == _claimed_many.c.job_id)
+    .order_by(_claimed_many.c.id)
+)
+# Finish: the chunks' ends go in as one JSON array (json_to_recordset), the chunks still this
+# attempt's are updated, and their jobs' counts grow by as many as each had here.
+_ends = (
+    func.json_to_recordset(bindparam("ends", type_=JSON))
+    .table_valued(
+        column("chunk_id", BigInteger),
+        column("attempt", Integer),
+        column("status", String),
+        column("stats", JSON),
+        column("error", Text),
+    )
+    .render_derived("ends", with_types=True)
+)
+_finished_many = (
+    update(_chunks)
+    .where(
+        _chunks.c.id == _ends.c.chunk_id,
+        _chunks.c.status == JobStatus.RUNNING.value,
+        _chunks.c.attempts == _ends.c.attempt,
+    )
+    .values(
+        status=_ends.c.status,
+        stats=_ends.c.stats,
+        error=_ends.c.error,
+        finished_at=bindparam("end_now"),
+    )
+    .returning(_chunks.c.job_id)
+    .cte("finished_many")
+)
+_done_counts = (
+    select(_finished_many.c.job_id, func.count().label("finished"))
+    .group_by(_finished_many.c.job_id)
+    .cte("done_counts")
+)
+_FINISH_MANY = (
+    update(_jobs)
+    .where(_jobs.c.id == _done_counts.c.job_id)
+    .values(chunks_done=_jobs.c.chunks_done + _done_counts.c.finished)
+    .returning(_jobs.c.id, *_PROGRESS)
+)
+# Final values of several one-chunk jobs, computed by the caller, in one UPDATE.
+_finals = (
+    func.json_to_recordset(bindparam("finals", type_=JSON))
+    .table_valued(
+        column("job_id", String),
+        column("status", String),
+        column("stats", JSON),
+        column("error", Text),
+    )
+    .render_derived("finals", with_types=True)
+)
+_FINALIZE_MANY = (
+    update(_jobs)
+    .where(_jobs.c.id == _finals.c.job_id, _jobs.c.status.in_(_UNFINISHED))
+    .values(
+        status=_finals.c.status,
+        stats=_finals.c.stats,
+        error=_finals.c.error,
+        finished_at=bindparam("final_now"),
+    )
+    .returning(_jobs.c.id, _jobs.c.status)
 )
 
 
@@ -371,6 +482,113 @@ def finish_chunk(
     return finalize_job(session, chunk.job_id, cancelled=progress.cancel_requested)
 
 
+def claim_chunks(
+    session: Session,
+    claims: Sequence[tuple[int, str]],
+    worker: str,
+    *,
+    lease: timedelta = ClaimedChunk.lease,
+) -> list[ClaimedChunk]:
+    """Take those of the ``(chunk id, job id)`` pairs still queued, as ``claim_chunk`` does
+    for one (one statement on PostgreSQL); the others (claimed, cancelled, done, another
+    job's) are left out, so a redelivered message claims nothing."""
+    if not claims:
+        return []
+    if not _postgresql(session):
+        taken = (claim_chunk(session, c, worker, job_id=j, lease=lease) for c, j in claims)
+        return [chunk for chunk in taken if chunk is not None]
+    now = utcnow()
+    params = {
+        "claims": [tuple(claim) for claim in claims],
+        "claim_worker": worker[:200],
+        "claim_now": now,
+        "claim_lease_until": now + lease,
+    }
+    rows = session.execute(_CLAIM_MANY, params, bind_arguments=_SCRAPING).all()
+    return [
+        ClaimedChunk(
+            chunk_id=row.id,
+            job_id=row.job_id,
+            attempt=row.attempts,
+            spider=row.spider,
+            urls=list(row.urls),
+            args=dict(row.args or {}),
+            max_age=row.max_age,
+            job_settings=dict(row.settings or {}),
+            lease=lease,
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """How one chunk of several ended (what ``finish_chunk`` takes for one)."""
+
+    chunk: ClaimedChunk
+    status: JobStatus
+    stats: dict[str, Any]
+    error: str | None = None
+
+
+def finish_chunks(
+    session: Session, results: Sequence[ChunkResult], worker: str
+) -> dict[str, JobStatus]:
+    """Record the ends of several chunks claimed together by ``worker``, as ``finish_chunk``
+    does for each; returns the final status of every job they completed.
+
+    On PostgreSQL: one statement for the chunks and their jobs' counts, one for the final
+    values of the one-chunk jobs completed; jobs of several chunks are aggregated as usual.
+    """
+    if not results:
+        return {}
+    if not _postgresql(session):
+        return _finish_one_by_one(session, results)
+    now = utcnow()
+    ends = [
+        {
+            "chunk_id": r.chunk.chunk_id,
+            "attempt": r.chunk.attempt,
+            "status": r.status.value,
+            "stats": r.stats,
+            "error": _clip(r.error),
+        }
+        for r in results
+    ]
+    progress = session.execute(
+        _FINISH_MANY, {"ends": ends, "end_now": now}, bind_arguments=_SCRAPING
+    ).all()
+    completed = {row.id: row for row in progress if row.chunks_done >= row.chunks_total}
+    finals: dict[str, JobStatus] = {}
+    alone: list[dict[str, Any]] = []
+    for result in results:
+        row = completed.pop(result.chunk.job_id, None)
+        if row is None:
+            continue
+        if row.chunks_total != 1:
+            if (status := finalize_job(session, row.id, row.cancel_requested)) is not None:
+                finals[row.id] = status
+            continue
+        # The job's only chunk, so this one: aggregate what was just written, unread.
+        ended = _ChunkEnd(result.status.value, result.stats, _clip(result.error), worker[:200])
+        alone.append(_final_values(row.id, [ended], row.cancel_requested))
+    if alone:
+        written = session.execute(
+            _FINALIZE_MANY, {"finals": alone, "final_now": now}, bind_arguments=_SCRAPING
+        ).all()
+        finals.update({row.id: JobStatus(row.status) for row in written})
+    return finals
+
+
+def _finish_one_by_one(session: Session, results: Sequence[ChunkResult]) -> dict[str, JobStatus]:
+    finals: dict[str, JobStatus] = {}
+    for r in results:
+        final = finish_chunk(session, r.chunk, status=r.status, stats=r.stats, error=r.error)
+        if final is not None:
+            finals[r.chunk.job_id] = final
+    return finals
+
+
 def _count_done(session: Session, job_id: str, count: int) -> JobStatus | None:
     """Add ``count`` finished chunks; the call that completes the job finalizes it."""
     progress = _add_done(session, job_id, count)
@@ -413,18 +631,20 @@ def _finalize(
     session: Session, job_id: str, chunks: Sequence[_ChunkEnd], cancelled: bool
 ) -> JobStatus | None:
     """Write the job's aggregate of ``chunks`` (all ended) unless the job is final already."""
+    values = _final_values(job_id, chunks, cancelled)
+    params = {f"final_{key}": value for key, value in values.items() if key != "job_id"}
+    params.update(job_id=job_id, final_now=utcnow())
+    updated = session.execute(_FINALIZE, params, bind_arguments=_SCRAPING).rowcount
+    return JobStatus(values["status"]) if updated else None
+
+
+def _final_values(job_id: str, chunks: Sequence[_ChunkEnd], cancelled: bool) -> dict[str, Any]:
+    """The job's final status, stats and error, aggregated from its ended ``chunks``."""
     stats = merge_stats(c.stats for c in chunks)
     stats["workers"] = sorted({_host(c.worker) for c in chunks if c.worker})
     status = final_status(chunks, stats, cancelled)
-    params = {
-        "job_id": job_id,
-        "final_status": status.value,
-        "final_stats": stats,
-        "final_error": _error_summary(chunks, stats),
-        "final_now": utcnow(),
-    }
-    updated = session.execute(_FINALIZE, params, bind_arguments=_SCRAPING).rowcount
-    return status if updated else None
+    error = _error_summary(chunks, stats)
+    return {"job_id": job_id, "status": status.value, "stats": stats, "error": error}
 
 
 def final_status(chunks: Sequence[Any], stats: dict[str, Any], cancelled: bool) -> JobStatus:
