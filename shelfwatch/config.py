@@ -82,6 +82,13 @@ class Settings(BaseSettings):
     # worker's long-lived batch crawl instead of starting a crawl of their own (0: never).
     # As large as scrape_chunk_size: a crawl of its own costs ~70 ms of set-up and close.
     scrape_batch_max_urls: int = 50
+    # The API sends one-chunk jobs of at most scrape_batch_max_urls URLs submitted close
+    # together as one run_chunks message (tasks/coalescer.py) of up to this many chunks
+    # (1: one run_chunk message per job, as before); a message costs a worker as much as a
+    # one-URL crawl. A job waits at most the linger, and only when its process sent a
+    # message less than the linger ago.
+    scrape_coalesce_max_chunks: int = 8
+    scrape_coalesce_linger_ms: float = 20.0
     # A batch crawl takes new chunks this long, then closes when idle (robots.txt TTL).
     scrape_batch_crawl_seconds: int = 300
     # How soon beat notices schedule changes made in the database (its longest sleep).

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,51 +108,103 @@ def crawl_chunk(
 
     With ``batch``, a small chunk joins the worker's batch crawl instead of starting its own.
     """
-    handle: CrawlHandle | ChunkHandle
-    fence: StorageFence | None = None
+    one = crawl_chunks([(chunk, spider_cls)], settings=settings, db=db, limits=limits, batch=batch)
+    [(_, outcome)] = next(one)
+    return outcome
+
+
+def crawl_chunks(
+    chunks: Sequence[tuple[ClaimedChunk, type]],
+    *,
+    settings: Settings,
+    db: Database,
+    limits: Limits,
+    batch: BatchCrawl | None = None,
+) -> Iterator[list[tuple[ClaimedChunk, ChunkOutcome]]]:
+    """Crawl several chunks at once (each with its spider class), each watched as
+    ``crawl_chunk`` watches one: its own cancel flag, heartbeat and time limits.
+
+    Yields the chunks that ended in each poll slice, so the caller records them together
+    without waiting for a slower one (which delays the others by one slice at most).
+    """
+    pending = [_Watch(chunk, *_start(chunk, spider_cls, settings, db, batch), db, limits)
+               for chunk, spider_cls in chunks]  # fmt: skip
+    while pending:
+        deadline = time.monotonic() + limits.poll_seconds
+        for watch in pending:
+            watch.handle.wait(max(0.0, deadline - time.monotonic()))
+        now = time.monotonic()
+        ended = [w for w in pending if w.handle.wait(0) or w.over(now)]
+        pending = [w for w in pending if w not in ended]
+        if ended:
+            yield [(watch.chunk, watch.outcome()) for watch in ended]
+
+
+def _start(
+    chunk: ClaimedChunk,
+    spider_cls: type,
+    settings: Settings,
+    db: Database,
+    batch: BatchCrawl | None,
+) -> tuple[CrawlHandle | ChunkHandle, StorageFence | None]:
+    """Join the batch crawl, or start a crawl of the chunk's own (fenced by the task)."""
     if batch is not None and batchable(chunk, spider_cls, settings):
-        handle = batch.join(chunk)
-    else:
-        spider_kwargs = {**chunk.args, "urls": " ".join(chunk.urls)}
-        crawler_settings = worker_crawler_settings(settings, db, chunk)
-        fence = crawler_settings[STORAGE_FENCE_SETTING] = StorageFence()
-        handle = ReactorThread.get().start_crawl(spider_cls, crawler_settings, spider_kwargs)
-    stop_reason = _watch(handle, chunk, db, limits)
-    if not handle.wait(0):  # left to end in the background: it stores nothing more
-        if fence is not None:
-            fence.close()
-        elif isinstance(handle, ChunkHandle):
-            handle.fence()
-    return _outcome(handle, stop_reason, limits)
+        return batch.join(chunk), None
+    spider_kwargs = {**chunk.args, "urls": " ".join(chunk.urls)}
+    crawler_settings = worker_crawler_settings(settings, db, chunk)
+    fence = crawler_settings[STORAGE_FENCE_SETTING] = StorageFence()
+    return ReactorThread.get().start_crawl(spider_cls, crawler_settings, spider_kwargs), fence
 
 
-def _watch(
-    handle: CrawlHandle | ChunkHandle, chunk: ClaimedChunk, db: Database, limits: Limits
-) -> str | None:
-    """Wait for the crawl; returns why it was stopped early, if it was.
+class _Watch:
+    """One chunk's crawl as its task thread watches it.
 
     A cancelled (or lost) crawl gets ``ABANDON_GRACE_SECONDS`` to close; then it is left to
     end in the background (its requests in flight time out), so a cancel ends within seconds.
     """
-    started = last_beat = time.monotonic()
-    stop_reason: str | None = None
-    stopped_at = 0.0
-    while not handle.wait(limits.poll_seconds):
-        now = time.monotonic()
-        if now - started >= limits.hard_seconds:
-            handle.stop()
-            return "hard_time_limit"
-        if stop_reason in _ABANDONED and now - stopped_at >= ABANDON_GRACE_SECONDS:
-            return stop_reason
-        beat = now - last_beat >= limits.heartbeat_seconds
+
+    def __init__(
+        self,
+        chunk: ClaimedChunk,
+        handle: CrawlHandle | ChunkHandle,
+        fence: StorageFence | None,
+        db: Database,
+        limits: Limits,
+    ) -> None:
+        self.chunk, self.handle, self.fence, self.db, self.limits = chunk, handle, fence, db, limits
+        self.started = self.last_beat = time.monotonic()
+        self.stop_reason: str | None = None  # why it was stopped early, if it was
+        self.stopped_at = 0.0
+
+    def over(self, now: float) -> bool:
+        """One check of a crawl still running; True once the task stops waiting for it."""
+        if now - self.started >= self.limits.hard_seconds:
+            self.handle.stop()
+            self.stop_reason = "hard_time_limit"
+            return True
+        if self.stop_reason in _ABANDONED and now - self.stopped_at >= ABANDON_GRACE_SECONDS:
+            return True
+        beat = now - self.last_beat >= self.limits.heartbeat_seconds
         if beat:
-            last_beat = now
-        reason = _why_stop(chunk, db, limits, elapsed=now - started, beat=beat)
-        if stop_reason is None and reason is not None:
-            stop_reason, stopped_at = reason, now
-            log.info("stopping chunk %s of job %s: %s", chunk.chunk_id, chunk.job_id, reason)
-            handle.stop()
-    return stop_reason
+            self.last_beat = now
+        elapsed = now - self.started
+        reason = _why_stop(self.chunk, self.db, self.limits, elapsed=elapsed, beat=beat)
+        if self.stop_reason is None and reason is not None:
+            self.stop_reason, self.stopped_at = reason, now
+            log.info(
+                "stopping chunk %s of job %s: %s", self.chunk.chunk_id, self.chunk.job_id, reason
+            )
+            self.handle.stop()
+        return False
+
+    def outcome(self) -> ChunkOutcome:
+        """How the chunk ended; a crawl still running is fenced first (stores nothing more)."""
+        if not self.handle.wait(0):  # left to end in the background
+            if self.fence is not None:
+                self.fence.close()
+            elif isinstance(self.handle, ChunkHandle):
+                self.handle.fence()
+        return _outcome(self.handle, self.stop_reason, self.limits)
 
 
 def _why_stop(

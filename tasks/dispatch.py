@@ -1,17 +1,23 @@
 """Sending chunk messages: small, readable payloads, the job's priority, after commit.
 
 Imported by the API too, so it imports nothing of Scrapy: messages are sent by task name.
+The API submits through ``submit_chunks``: a one-chunk job goes to this process's
+coalescer (``tasks.coalescer``), which sends the one-chunk jobs submitted within a few
+milliseconds of each other as one ``run_chunks`` message; anything else is sent at once,
+one ``run_chunk`` message per chunk, as recovery and a job's fan-out send them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from itertools import groupby
 
 from celery import Celery
 
 from models.jobs import ChunkRef
 
 RUN_CHUNK = "shelfwatch.scrape.run_chunk"
+RUN_CHUNKS = "shelfwatch.scrape.run_chunks"
 RUN_JOB = "shelfwatch.scrape.run_job"
 MAX_PRIORITY = 9
 
@@ -54,3 +60,65 @@ def chunk_argsrepr(ref: ChunkRef) -> str:
         f"(spider={ref.spider!r}, urls_count={ref.urls_count}, chunk_id={ref.chunk_id}, "
         f"job_id={ref.job_id!r})"
     )
+
+
+def submit_chunks(app: Celery, refs: Sequence[ChunkRef]) -> None:
+    """The API's call after committing a job: coalesce a small one-chunk job, send the rest.
+
+    A coalesced chunk leaves within ``scrape_coalesce_linger_ms`` (at once when the process
+    sent nothing that recently); if the process dies first, the chunk stays queued and
+    recovery sends it (``redispatch_queued_chunks``), as for any lost message.
+    """
+    from tasks.coalescer import coalescer
+
+    settings = app.shelfwatch.settings  # type: ignore[attr-defined]
+    small = len(refs) == 1 and refs[0].urls_count <= settings.scrape_batch_max_urls
+    if small and settings.scrape_coalesce_max_chunks > 1:
+        coalescer(app).submit(refs[0])
+    else:
+        send_chunks(app, refs)
+
+
+def send_chunk_groups(
+    app: Celery, refs: Sequence[ChunkRef], max_chunks: int, max_urls: int
+) -> None:
+    """Send ``refs`` as ``run_chunks`` messages of up to ``max_chunks`` chunks and ``max_urls``
+    URLs, one spider and priority each, all in one batch (one Redis pipeline)."""
+    with app.producer_or_acquire() as producer, producer.batch():
+        for group in chunk_groups(refs, max_chunks, max_urls):
+            app.send_task(
+                RUN_CHUNKS,
+                args=(
+                    [ref.job_id for ref in group],
+                    [ref.chunk_id for ref in group],
+                    group[0].spider,
+                ),
+                # Flower and worker logs show this instead of the bare lists.
+                argsrepr=chunks_argsrepr(group),
+                priority=broker_priority(app, group[0].priority),
+                producer=producer,
+            )
+
+
+def chunk_groups(refs: Sequence[ChunkRef], max_chunks: int, max_urls: int) -> list[list[ChunkRef]]:
+    """The messages ``refs`` make: same spider and priority, at most ``max_chunks`` chunks and
+    ``max_urls`` URLs each (a larger chunk alone), the most urgent first, in arrival order."""
+    groups: list[list[ChunkRef]] = []
+    by_kind = sorted(refs, key=lambda ref: (-ref.priority, ref.spider))  # stable: arrival order
+    for _kind, same in groupby(by_kind, key=lambda ref: (ref.priority, ref.spider)):
+        group: list[ChunkRef] = []
+        urls = 0
+        for ref in same:
+            if group and (len(group) >= max_chunks or urls + ref.urls_count > max_urls):
+                groups.append(group)
+                group, urls = [], 0
+            group.append(ref)
+            urls += ref.urls_count
+        groups.append(group)
+    return groups
+
+
+def chunks_argsrepr(refs: Sequence[ChunkRef]) -> str:
+    """``run_chunks``' arguments as people read them in Flower: the job ids last."""
+    job_ids = ", ".join(repr(ref.job_id) for ref in refs)
+    return f"(spider={refs[0].spider!r}, chunks={len(refs)}, job_ids=[{job_ids}])"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -19,20 +20,25 @@ from celery.signals import worker_process_init, worker_ready
 from models import JobStatus
 from models.base import utcnow
 from models.jobs import (
+    ChunkResult,
+    ClaimedChunk,
     claim_chunk,
+    claim_chunks,
     finalize_job,
     finish_chunk,
+    finish_chunks,
     queued_chunks,
     redispatch_queued_chunks,
     requeue_stale_chunks,
 )
 from tasks.app import context
 from tasks.context import TaskContext
-from tasks.dispatch import RUN_CHUNK, RUN_JOB, send_chunks
+from tasks.dispatch import RUN_CHUNK, RUN_CHUNKS, RUN_JOB, send_chunks
 from tasks.product_cache import invalidate_scraped_products
 
 if TYPE_CHECKING:
     from tasks.batch_crawl import BatchCrawl
+    from tasks.crawling import ChunkOutcome
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,20 @@ def register(app: Celery) -> None:
     def run_chunk(self: Task, chunk_id: int, job_id: str, spider: str, urls_count: int) -> str:
         """Crawl one chunk of a job (the args name it for people reading Flower)."""
         return run_chunk_body(self.app, chunk_id, job_id, worker_name(self))
+
+    @app.task(
+        name=RUN_CHUNKS,
+        shared=False,
+        bind=True,
+        # Counts messages, not chunks: one message carries up to scrape_coalesce_max_chunks.
+        rate_limit=settings.scrape_task_rate_limit or None,
+        acks_late=True,
+        reject_on_worker_lost=True,
+    )
+    def run_chunks(self: Task, jobs: list[str], chunks: list[int], spider: str) -> list[str]:
+        """Crawl several one-chunk jobs' chunks together (``jobs[i]`` owns ``chunks[i]``)."""
+        claims = list(zip(chunks, jobs, strict=True))
+        return run_chunks_body(self.app, claims, worker_name(self))
 
     @app.task(name=RUN_JOB, bind=True, shared=False, acks_late=True)
     def run_job(self: Task, job_id: str, spider: str, urls_count: int) -> int:
@@ -123,6 +143,70 @@ def run_chunk_body(app: Celery, chunk_id: int, job_id: str, worker: str) -> str:
         f"; job {final.value}" if final else "",
     )
     return outcome.status.value
+
+
+def run_chunks_body(app: Celery, claims: list[tuple[int, str]], worker: str) -> list[str]:
+    """``run_chunk_body`` for several chunks: one claim; then, for the chunks that ended in
+    the same poll slice, one finish and one listing-cache bump.
+
+    Returns each chunk's status in message order (``skipped``: not claimed here, as a
+    redelivered or cancelled chunk is).
+    """
+    ctx = context(app)
+    with ctx.db.transaction() as session:
+        claimed = claim_chunks(session, claims, worker, lease=ctx.settings.chunk_lease)
+    statuses: dict[int, str] = {}
+    for ended in _crawl_claimed(app, claimed):
+        results = [ChunkResult(chunk, o.status, o.stats, o.error) for chunk, o in ended]
+        _record(ctx, results, worker)
+        statuses.update((r.chunk.chunk_id, r.status.value) for r in results)
+    return [statuses.get(chunk_id, "skipped") for chunk_id, _ in claims]
+
+
+def _record(ctx: TaskContext, results: list[ChunkResult], worker: str) -> None:
+    with ctx.db.transaction() as session:
+        finals = finish_chunks(session, results, worker)
+    if any(result.stats.get("items") for result in results):
+        invalidate_scraped_products(ctx)
+    for result in results:
+        chunk, final = result.chunk, finals.get(result.chunk.job_id)
+        log.info(
+            "chunk %s of job %s (%s, %d urls): %s%s",
+            chunk.chunk_id,
+            chunk.job_id,
+            chunk.spider,
+            len(chunk.urls),
+            result.status.value,
+            f"; job {final.value}" if final else "",
+        )
+
+
+def _crawl_claimed(
+    app: Celery, claimed: list[ClaimedChunk]
+) -> Iterator[list[tuple[ClaimedChunk, ChunkOutcome]]]:
+    """Crawl the claimed chunks together (``crawl_chunks``); a chunk naming a spider this
+    worker does not have fails alone, first."""
+    from tasks.crawling import ChunkOutcome, Limits, crawl_chunks, spider_class
+
+    ctx = context(app)
+    spiders = getattr(app, "shelfwatch_spiders", None)
+    runnable: list[tuple[ClaimedChunk, type]] = []
+    unknown: list[tuple[ClaimedChunk, ChunkOutcome]] = []
+    for chunk in claimed:
+        try:
+            runnable.append((chunk, spider_class(chunk.spider, spiders)))
+        except LookupError as error:
+            unknown.append((chunk, ChunkOutcome(JobStatus.FAILED, {}, str(error))))
+    if unknown:
+        yield unknown
+    if runnable:
+        yield from crawl_chunks(
+            runnable,
+            settings=ctx.settings,
+            db=ctx.db,
+            limits=Limits.from_settings(ctx.settings),
+            batch=batch_crawl(app) if ctx.settings.scrape_batch_max_urls > 0 else None,
+        )
 
 
 _batch_lock = threading.Lock()

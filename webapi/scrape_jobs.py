@@ -14,7 +14,7 @@ from models import ScrapedProduct, ScrapeJob, ScrapeJobProduct
 from models.jobs import JobAlreadyFinished, cancel_job, create_job
 from models.scraping import JobStatus
 from models.users import User
-from tasks.dispatch import send_chunks
+from tasks.dispatch import submit_chunks
 from webapi import spider_catalog
 from webapi.api import Blueprint
 from webapi.celery_client import celery_app
@@ -119,7 +119,7 @@ def submit_job(body: dict[str, Any]) -> ResponseReturnValue:
             chunk_size=settings.scrape_chunk_size,
         )
     # After commit: a worker that takes the message at once finds the rows.
-    send_chunks(celery_app(), chunks)
+    submit_chunks(celery_app(), chunks)
     location = url_for("scrape_jobs.get_job", job_id=job.id)
     return job, 202, {"Location": location}
 

@@ -30,7 +30,7 @@ from models.job_ids import JobIdInvalid, JobIdTaken, create_job_with_id
 from models.jobs import JobAlreadyFinished, JobNotFound, cancel_job, create_job
 from models.scraping import JobStatus
 from models.users import User
-from tasks.dispatch import send_chunks
+from tasks.dispatch import submit_chunks
 from webapi import spider_catalog
 from webapi.api import Blueprint
 from webapi.basic_auth import account_key, basic_auth_user
@@ -212,7 +212,7 @@ def _create(job_id: str | None, job_fields: dict[str, Any], crawl_settings: dict
         job.settings = crawl_settings
         created = job.id
     # After commit: a worker that takes the message at once finds the rows.
-    send_chunks(celery_app(), chunks)
+    submit_chunks(celery_app(), chunks)
     return created
 
 

@@ -17,7 +17,7 @@ from models import Database, PriceObservation, ScrapeChunk, ScrapedProduct, Scra
 from models.jobs import create_job
 from shelfwatch.config import Settings
 from tasks.app import create_celery_app
-from tasks.dispatch import send_chunks
+from tasks.dispatch import send_chunk_groups, send_chunks
 from tests.tasks.scrape_support import Shop, WorkerProcess, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("scrape-worker")]
@@ -105,3 +105,47 @@ def test_killed_worker_job_is_finished_by_another_exactly_once(
     assert _count(database, ScrapedProduct) == 6
     assert _count(database, PriceObservation) == 6
     assert recovery_seconds < 20
+
+
+def test_a_killed_workers_message_of_several_jobs_is_recovered_exactly_once(
+    settings: Settings, database: Database, shop: Shop, tmp_path: object
+) -> None:
+    """A ``run_chunks`` message (several one-URL jobs): each chunk comes back on its own."""
+    urls = [shop.url(10), shop.url(11), shop.url(12, "slow"), shop.url(13, "slow")]
+    refs = []
+    with database.transaction() as session:
+        for url in urls:
+            refs += create_job(session, spider="product", urls=[url], chunk_size=50)[1]
+    first = WorkerProcess(settings, tmp_path / "first.log").start()  # type: ignore[operator]
+    second = WorkerProcess(settings, tmp_path / "second.log")  # type: ignore[operator]
+    try:
+        send_chunk_groups(create_celery_app(settings), refs, max_chunks=8, max_urls=50)
+        wait_for(lambda: _count(database, ScrapedProduct) == 2, timeout=60)
+        assert all(f"/{first.pid}/" in (_chunk(database, r.chunk_id).worker or "") for r in refs)
+        shop.delay = 1.0
+        second.start()
+        time.sleep(1.0)
+        first.kill()
+
+        def finished() -> list[ScrapeJob] | None:
+            with database.transaction() as session:
+                rows = [session.get(ScrapeJob, ref.job_id) for ref in refs]
+            return rows if all(r.status not in ("queued", "running") for r in rows) else None
+
+        try:
+            done = wait_for(finished, timeout=90, interval=0.1)
+        except TimeoutError:
+            pytest.fail(f"jobs not finished; second worker log:\n{second.log()[-5000:]}")
+    finally:
+        second.stop()
+        if first.process is not None and first.process.poll() is None:
+            first.kill()
+        first.log_file.close()
+
+    assert [job.status for job in done] == ["succeeded"] * 4, [(j.status, j.error) for j in done]
+    # The fast two ended before the kill; the slow two were re-run by the second worker.
+    attempts = [_chunk(database, ref.chunk_id).attempts for ref in refs]
+    assert attempts == [1, 1, 2, 2]
+    assert f"/{second.pid}/" in (_chunk(database, refs[3].chunk_id).worker or "")
+    assert _count(database, ScrapedProduct) == 4
+    assert _count(database, PriceObservation) == 4
