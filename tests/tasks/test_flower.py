@@ -17,8 +17,12 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
+from models import Database
+from models.jobs import create_job
 from shelfwatch.config import Settings
 from shelfwatch.up import plan
+from tasks.app import create_celery_app
+from tasks.dispatch import send_chunk_groups
 from tests.conftest import Account
 from tests.tasks.scrape_support import ROOT, Shop, WorkerProcess, settings_env, wait_for
 
@@ -151,6 +155,32 @@ def test_flower_shows_a_scrape_jobs_tasks_with_state_and_readable_args(
         assert task["args"].endswith(f"job_id='{job_id}')") and "chunk_id=" in task["args"]
         assert task["result"] == "'succeeded'"
         assert task["worker"] and task["runtime"] is not None
+
+
+def test_flower_shows_a_run_chunks_message_with_its_job_ids(
+    clerk: Account, shop: Shop, flower: FlowerProcess, database: Database, settings: Settings
+) -> None:
+    refs = []
+    with database.transaction() as session:
+        for n in (10, 11, 12):
+            refs += create_job(
+                session, spider="product", urls=[shop.url(n)], chunk_size=2, created_by=clerk.id
+            )[1]
+    send_chunk_groups(create_celery_app(settings), refs, max_chunks=8, max_urls=50)
+    job_ids = [ref.job_id for ref in refs]
+
+    def succeeded() -> list[dict[str, Any]] | None:
+        tasks = chunk_tasks(flower, job_ids[0])
+        return tasks if [t["state"] for t in tasks] == ["SUCCESS"] else None
+
+    try:
+        [task] = wait_for(succeeded, timeout=60, interval=0.5)
+    except TimeoutError:
+        pytest.fail(f"Flower saw {chunk_tasks(flower, job_ids[0])}; log:\n{flower.log()[-3000:]}")
+    assert task["name"] == "shelfwatch.scrape.run_chunks"
+    quoted = ", ".join(repr(job_id) for job_id in job_ids)
+    assert task["args"] == f"(spider='product', chunks=3, job_ids=[{quoted}])"
+    assert task["result"] == "['succeeded', 'succeeded', 'succeeded']"
 
 
 def test_flower_api_wants_basic_auth_and_metrics_do_not(flower: FlowerProcess) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from shelfwatch.config import Settings, load_settings
 from tasks import create_celery_app
-from tasks.dispatch import RUN_CHUNK
+from tasks.dispatch import RUN_CHUNK, RUN_CHUNKS
 from tests.tasks.scrape_support import settings_env
 
 
@@ -19,3 +19,5 @@ def test_the_chunk_task_rate_limit_survives_the_environment(
         monkeypatch.setenv(key, value)
     app = create_celery_app(load_settings())
     assert app.tasks[RUN_CHUNK].rate_limit == registered
+    # The same limit on the task of several chunks: it counts messages, not jobs.
+    assert app.tasks[RUN_CHUNKS].rate_limit == registered
