@@ -188,6 +188,17 @@ class Bench:
             )
         return finished or 0, succeeded or 0, stored or 0
 
+    def messages(self, ids: list[str]) -> int:
+        """How many task messages ran these jobs' chunks: chunks claimed together (one
+        ``run_chunks`` message) share their claim's worker thread and start time."""
+        with self.db.session() as session:
+            claims = select(ScrapeChunk.worker, ScrapeChunk.started_at).where(
+                ScrapeChunk.job_id.in_(ids)
+            )
+            return (
+                session.scalar(select(func.count()).select_from(claims.distinct().subquery())) or 0
+            )
+
     def submitted_between(self, ids: list[str], start: float, end: float) -> int:
         """Jobs created (their POST accepted) between the two times."""
         since, until = (datetime.fromtimestamp(t, UTC) for t in (start, end))
@@ -462,6 +473,7 @@ def many_small_jobs(
         )
     return {
         "jobs": len(ids),
+        "messages": bench.messages(ids),
         "finished_per_s": in_window / window,
         "submitted_per_s": len(ids) / (submitted_at - started),
         "overall_per_s": len(ids) / (drained_at - started),
@@ -699,6 +711,8 @@ def report_small_jobs(
           f" {small['submitted_per_s']:.0f}/s, first POST to last job done"
           f" {small['overall_per_s']:.0f}/s")  # fmt: skip
     print(small["cpu"])
+    print(f"  task messages: {small['messages']:.0f} for {small['jobs']:.0f} jobs"
+          f" ({small['jobs'] / max(small['messages'], 1):.2f} jobs per message)")  # fmt: skip
     print(f"  API: {small['posted_per_s']:.0f} POSTs/s accepted in the window,"
           f" {small['api_ms_per_post']:.1f} ms CPU per accepted POST")  # fmt: skip
 
