@@ -21,6 +21,7 @@ import time
 from celery import Celery
 
 from models.jobs import ChunkRef
+from tasks.app import context
 from tasks.dispatch import send_chunk_groups
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def coalescer(app: Celery) -> ChunkCoalescer:
     with _lock:
         current = getattr(app, "shelfwatch_coalescer", None)
         if current is None or current.pid != os.getpid():
-            settings = app.shelfwatch.settings  # type: ignore[attr-defined]
+            settings = context(app).settings
             current = ChunkCoalescer(
                 app,
                 max_chunks=settings.scrape_coalesce_max_chunks,

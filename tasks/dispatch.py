@@ -69,9 +69,10 @@ def submit_chunks(app: Celery, refs: Sequence[ChunkRef]) -> None:
     sent nothing that recently); if the process dies first, the chunk stays queued and
     recovery sends it (``redispatch_queued_chunks``), as for any lost message.
     """
+    from tasks.app import context
     from tasks.coalescer import coalescer
 
-    settings = app.shelfwatch.settings  # type: ignore[attr-defined]
+    settings = context(app).settings
     small = len(refs) == 1 and refs[0].urls_count <= settings.scrape_batch_max_urls
     if small and settings.scrape_coalesce_max_chunks > 1:
         coalescer(app).submit(refs[0])
