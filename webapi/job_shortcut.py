@@ -11,7 +11,8 @@ valid job itself, with the functions the view calls:
   ``JobCreate`` loads for such a body), then ``check_spider_request`` (spider, arguments,
   SSRF guard);
 - one submission counted against the user's limit (``submit_limit.counted_submission``);
-  over it, the view's 429 is answered by Flask's error handlers, without counting again;
+  over it (or if Redis fails), the view's answer is given by Flask's error handlers,
+  without counting again;
 - ``job_submission.submit_job_request`` (the rows, then the chunk messages) and its 202
   ``accepted_body``, the request counted in the metrics and the writer remembered for
   replica reads like any write.
@@ -72,12 +73,9 @@ class ScrapeJobShortcut:
         if prepared is None:
             return self.wsgi_app(environ, start_response)
         rule, user_id, job_request = prepared
-        refused = counted_submission(svc.settings, user_id)
-        if refused is not None:
-            return flask_error_answer(self._app, environ, start_response, refused)
         try:
             job = self._submit(svc, job_request, user_id)
-        except Exception as error:  # answered by Flask's handlers, as the view's (503, 500)
+        except Exception as error:  # the view's answer, by Flask's handlers (429, 503, 500)
             return flask_error_answer(self._app, environ, start_response, error)
         body = accepted_body(self._app, job)
         remember_write(svc, user_id)
@@ -114,5 +112,10 @@ class ScrapeJobShortcut:
         return (rule, caller.user_id, job_request) if caller is not None else None
 
     def _submit(self, svc: Services, job_request: JobRequest, user_id: int) -> ScrapeJob:
+        """What the view does once the request is valid: count the submission (a 429
+        problem when over the limit), then submit the job."""
+        refused = counted_submission(svc.settings, user_id)
+        if refused is not None:
+            raise refused
         celery = celery_app_of(self._app)
         return submit_job_request(svc.db, celery, svc.settings, job_request, user_id)

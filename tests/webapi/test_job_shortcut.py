@@ -24,7 +24,7 @@ from tests.conftest import Account
 from tests.services import REDIS_URL
 from tests.webapi.test_cache_hits import layer_of, watch_flask
 from tests.webapi.test_metrics import scrape, value
-from webapi import create_app, job_shortcut, job_submission
+from webapi import create_app, job_shortcut, job_submission, submit_limit
 from webapi.auth_cache import sentinel_key
 from webapi.job_shortcut import ScrapeJobShortcut
 from webapi.ratelimit import limits_on_every_route
@@ -351,6 +351,26 @@ def test_a_broker_error_is_the_views_500_with_the_rows_kept(
     assert early.json["type"] == "/problems/internal-error"
     # Committed before the send, as in the view: recovery sends the queued chunks later.
     assert job_count(database) == before + 2
+
+
+def test_a_failing_submit_limit_is_the_views_500_without_a_second_count(
+    through_flask, app, client, submitter, database, monkeypatch
+) -> None:
+    calls = []
+
+    def failing(limit: str) -> None:
+        calls.append(limit)
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(submit_limit, "_parsed", failing)
+    seen = len(through_flask)
+    early = post(client, submitter, BODIES[0])
+    assert len(through_flask) == seen and len(calls) == 1
+    late = post(flask_path(app), submitter, BODIES[0])
+    assert early.status_code == late.status_code == 500
+    assert early.get_data() == late.get_data()
+    assert early.content_type == PROBLEM
+    assert job_count(database) == 0
 
 
 def test_while_redis_is_down_submissions_are_left_to_flask(settings: Settings, admin) -> None:
