@@ -12,6 +12,7 @@ from shelfwatch.logging import configure_logging
 from webapi import assignments, auth, health, metrics, products, stock, users, warehouses
 from webapi.api import ShelfwatchApi, configure_openapi
 from webapi.cache_hits import CacheHitShortcut
+from webapi.job_shortcut import ScrapeJobShortcut
 from webapi.market import blp as market_blp
 from webapi.movement_shortcut import MovementShortcut
 from webapi.problems import Problem, register_problem_handlers
@@ -58,8 +59,9 @@ def create_app(config: Settings | None = None) -> Flask:
     configure_jwt(app, settings)
     configure_limiter(app, settings)
     # Before the blueprints: the metrics middleware they install then times its answers too.
-    shortcut = CacheHitShortcut(app, app.wsgi_app, products.CACHED_READS)
-    app.wsgi_app = MovementShortcut(app, shortcut)  # type: ignore[method-assign]
+    cache_hits = CacheHitShortcut(app, app.wsgi_app, products.CACHED_READS)
+    movements = MovementShortcut(app, cache_hits)
+    app.wsgi_app = ScrapeJobShortcut(app, movements)  # type: ignore[method-assign]
     api = ShelfwatchApi(app)  # one per app: the OpenAPI document is the app's own
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)

@@ -26,34 +26,28 @@ answered by Flask's error handlers without running the movement again.
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask
 from sqlalchemy.exc import SQLAlchemyError
-from webargs.core import parse_json
 from werkzeug.routing import Rule
 
 from models.stock import MovementRequest, StockError, move_stock
 from webapi.early_auth import Caller, EarlyAuth, user_id_of
 from webapi.idempotency import checked_key
 from webapi.metrics import record_request
+from webapi.plain_posts import EndpointRule, WsgiApp, flask_error_answer, plain_json_body
 from webapi.problems import Problem
 from webapi.replicas import remember_write
-from webapi.routing import match_route, matched_by_path_alone
 from webapi.services import EXTENSION_KEY, Services
 from webapi.stock import created_answer
 from webapi.stock_schemas import plainly_valid_movement
 from webapi.visibility import assignment_cache, unassigned
 
-WsgiApp = Callable[[dict[str, Any], Any], Iterable[bytes]]
-
 PATH = "/api/v1/stock-movements"
 ENDPOINT = "stock.create_movement"
 CREATED = "201 CREATED"
-# A plainly valid movement is far smaller; a larger body is left to Flask unread.
-MAX_BODY_BYTES = 16 * 1024
 
 
 class MovementShortcut:
@@ -63,7 +57,7 @@ class MovementShortcut:
         self._app = app
         self.wsgi_app = wsgi_app
         self.auth = EarlyAuth(app)
-        self._rule: Rule | None = None
+        self._rule = EndpointRule(app, ENDPOINT)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != PATH:
@@ -77,7 +71,7 @@ class MovementShortcut:
         except StockError:
             return self.wsgi_app(environ, start_response)  # refused, nothing changed
         except SQLAlchemyError as error:
-            return self._flask_error_answer(environ, start_response, error)
+            return flask_error_answer(self._app, environ, start_response, error)
         body, headers = created_answer(self._app, applied)
         headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         remember_write(svc, caller.user_id)
@@ -101,10 +95,10 @@ class MovementShortcut:
         user_id = user_id_of(claims) if claims is not None else None
         if claims is None or user_id is None:
             return None
-        rule = self._matched_rule(environ)
+        rule = self._rule.matched(environ)
         if rule is None:
             return None
-        movement = self._plain_movement(environ)
+        movement = plainly_valid_movement(plain_json_body(self._app, environ))
         if movement is None:
             return None
         assignments = assignment_cache(svc)
@@ -121,42 +115,3 @@ class MovementShortcut:
         if unassigned(visible, movement.warehouse_ids):
             return None
         return svc, rule, caller, movement, key
-
-    def _matched_rule(self, environ: dict[str, Any]) -> Rule | None:
-        """The movement view's rule if Flask would dispatch the request to it (remembered
-        while matching depends on the method and path alone, which are fixed here)."""
-        by_path = matched_by_path_alone(self._app)
-        if self._rule is not None and by_path:
-            return self._rule
-        route = match_route(self._app, environ)
-        rule = route[1] if route is not None and route[1].endpoint == ENDPOINT else None
-        self._rule = rule if by_path else None
-        return rule
-
-    def _plain_movement(self, environ: dict[str, Any]) -> MovementRequest | None:
-        """The movement of a small plainly valid JSON body; the body is put back for Flask."""
-        if environ.get("CONTENT_TYPE") != "application/json":
-            return None
-        length = environ.get("CONTENT_LENGTH", "")
-        limit = min(MAX_BODY_BYTES, self._app.config["MAX_CONTENT_LENGTH"] or MAX_BODY_BYTES)
-        if "HTTP_TRANSFER_ENCODING" in environ or not (length.isascii() and length.isdigit()):
-            return None
-        if not 0 < int(length) <= limit:
-            return None
-        raw = environ["wsgi.input"].read(int(length))
-        environ["wsgi.input"] = io.BytesIO(raw)
-        try:
-            body = parse_json(raw)
-        except (ValueError, RecursionError):  # webargs' 400 "Invalid JSON body": Flask's
-            return None
-        return plainly_valid_movement(body)
-
-    def _flask_error_answer(
-        self, environ: dict[str, Any], start_response: Any, error: Exception
-    ) -> Iterable[bytes]:
-        """Flask's answer to ``error`` raised by the view (its error handlers and
-        after-request hooks), without running the movement again: its outcome may be
-        unknown (a connection lost during the statement)."""
-        with self._app.request_context(environ):
-            response = self._app.finalize_request(self._app.handle_user_exception(error))
-            return response(environ, start_response)

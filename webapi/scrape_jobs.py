@@ -5,19 +5,28 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import url_for
+from flask import current_app, url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from models import ScrapedProduct, ScrapeJob, ScrapeJobProduct
-from models.jobs import JobAlreadyFinished, cancel_job, create_job
+from models.jobs import JobAlreadyFinished, cancel_job
 from models.scraping import JobStatus
 from models.users import User
-from tasks.dispatch import submit_chunks
 from webapi import spider_catalog
 from webapi.api import Blueprint
 from webapi.celery_client import celery_app
+from webapi.job_submission import (
+    MAX_AGE_RANGE,
+    MAX_URLS,
+    PRIORITY_RANGE,
+    SPIDER_CHARS,
+    URL_CHARS,
+    JobRequest,
+    accepted_body,
+    submit_job_request,
+)
 from webapi.pagination import Keyset, PageArgs, page_schema, paginate
 from webapi.problems import Problem
 from webapi.scrape_schemas import ScrapedItemSchema
@@ -30,7 +39,6 @@ blp = Blueprint(
     "scrape_jobs", __name__, url_prefix="/api/v1", description="Scrape jobs and spiders"
 )
 
-MAX_URLS = 10_000
 # A long poll holds one server thread: bounded well below gunicorn's worker timeout.
 MAX_WAIT_SECONDS = 20.0
 _FIRST_POLL, _LONGEST_POLL = 0.005, 0.1
@@ -38,17 +46,18 @@ STATUSES = validate.OneOf([status.value for status in JobStatus])
 
 
 class JobCreate(Schema):
-    spider = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    # Its bounds are ``job_submission``'s, whose ``plainly_valid_request`` mirrors it.
+    spider = fields.String(required=True, validate=validate.Length(*SPIDER_CHARS))
     urls = fields.List(
-        fields.String(validate=validate.Length(min=1, max=2048)),
+        fields.String(validate=validate.Length(*URL_CHARS)),
         required=True,
         validate=validate.Length(min=1, max=MAX_URLS),
     )
     args = fields.Dict(keys=fields.String(), load_default=dict)
     max_age = fields.Integer(
-        load_default=None, allow_none=True, validate=validate.Range(min=0, max=10**9)
+        load_default=None, allow_none=True, validate=validate.Range(*MAX_AGE_RANGE)
     )
-    priority = fields.Integer(load_default=0, validate=validate.Range(min=0, max=9))
+    priority = fields.Integer(load_default=0, validate=validate.Range(*PRIORITY_RANGE))
 
 
 class JobSchema(Schema):
@@ -104,24 +113,17 @@ def submit_job(body: dict[str, Any]) -> ResponseReturnValue:
     """Request a scrape: 202 with the queued job and its ``Location``."""
     user = current_user()
     check_submit_rate(user.id)
-    check_spider_request(body["spider"], body["urls"], body["args"])
-    settings = services().settings
-    session = db_session()
-    with session.begin():
-        job, chunks = create_job(
-            session,
-            spider=body["spider"],
-            urls=body["urls"],
-            args=body["args"],
-            max_age=body["max_age"],
-            priority=body["priority"],
-            created_by=user.id,
-            chunk_size=settings.scrape_chunk_size,
-        )
-    # After commit: a worker that takes the message at once finds the rows.
-    submit_chunks(celery_app(), chunks)
-    location = url_for("scrape_jobs.get_job", job_id=job.id)
-    return job, 202, {"Location": location}
+    job_request = JobRequest(**body)
+    check_spider_request(job_request.spider, job_request.urls, job_request.args)
+    svc = services()
+    job = submit_job_request(svc.db, celery_app(), svc.settings, job_request, user.id)
+    # Rendered by ``accepted_body`` rather than JobSchema (which documents it): the answer
+    # ``job_shortcut`` gives, byte for byte.
+    response = current_app.response_class(
+        accepted_body(current_app, job), 202, mimetype="application/json"
+    )
+    response.headers["Location"] = url_for("scrape_jobs.get_job", job_id=job.id)
+    return response
 
 
 def _visible_job(job_id: str, user: User) -> ScrapeJob:

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import Text, cast, select, update
 
 from models import Database, JobStatus, ScrapeChunk, ScrapeJob, create_database
 from models.base import utcnow
@@ -15,6 +15,7 @@ from models.jobs import (
     cancel_job,
     claim_chunk,
     create_job,
+    create_job_committed,
     finish_chunk,
     heartbeat,
     requeue_stale_chunks,
@@ -89,6 +90,48 @@ def test_a_one_chunk_job_in_one_statement_writes_the_rows_of_two(
     assert _rows(database, one_statement.id) == _rows(database, two_statements.id)
     assert [r.chunk_id for r in refs] == [_chunk_id(database, one_statement.id)]
     assert (refs[0].urls_count, other_refs[0].urls_count) == (1, 1)
+
+
+def _json_texts(db: Database, job_id: str) -> list[str]:
+    """The JSON columns as PostgreSQL stores them (``json`` keeps the text it was sent)."""
+    jobs, chunks = ScrapeJob.__table__, ScrapeChunk.__table__
+    with db.transaction() as session:
+        job = session.execute(
+            select(
+                *(cast(jobs.c[key], Text) for key in ("urls", "args", "settings", "stats"))
+            ).where(jobs.c.id == job_id),
+            bind_arguments={"mapper": ScrapeJob},
+        ).one()
+        parts = session.scalars(
+            select(cast(chunks.c.urls, Text) + cast(chunks.c.stats, Text))
+            .where(chunks.c.job_id == job_id)
+            .order_by(chunks.c.seq),
+            bind_arguments={"mapper": ScrapeJob},
+        ).all()
+    return [*job, *parts]
+
+
+@pytest.mark.parametrize("urls", [URLS[:1], URLS])
+def test_a_job_created_committed_has_the_rows_of_create_job(
+    database: Database, urls: list[str]
+) -> None:
+    fields = {"spider": "product", "urls": urls, "chunk_size": 2, "priority": 3, "max_age": 60}
+    fields |= {"created_by": 7, "args": {"note": "é \u2028", "n": [1, 2.5, None]}}
+    committed, refs = create_job_committed(database, **fields)
+    with database.transaction() as session:
+        created, _ = create_job(session, **fields)
+
+    assert _rows(database, committed.id) == _rows(database, created.id)
+    assert _json_texts(database, committed.id) == _json_texts(database, created.id)
+    with database.transaction() as session:
+        stored = session.execute(select(ScrapeChunk.id).where(ScrapeChunk.job_id == committed.id))
+        assert [ref.chunk_id for ref in refs] == sorted(row.id for row in stored)
+    # The job returned is the stored row, every column.
+    columns = [column.key for column in ScrapeJob.__table__.c]
+    stored_job = _get(database, committed.id)
+    assert [getattr(committed, key) for key in columns] == [
+        getattr(stored_job, key) for key in columns
+    ]
 
 
 def _chunk_id(db: Database, job_id: str) -> int:

@@ -42,8 +42,9 @@ FINAL = {"succeeded", "partial", "failed", "cancelled"}
 
 @pytest.fixture(scope="module")
 def coalesced_settings(base_settings: Settings) -> Settings:
-    # Recovery resends a queued chunk after 2 s without a message (900 s by default).
-    return worker_test_settings(base_settings, worker_concurrency=4, scrape_redispatch_seconds=2)
+    # Recovery resends a queued chunk after 10 s without a message (900 s by default): long
+    # enough that it never races the messages these tests do send, even on a loaded machine.
+    return worker_test_settings(base_settings, worker_concurrency=4, scrape_redispatch_seconds=10)
 
 
 @pytest.fixture
