@@ -21,7 +21,7 @@ from models.jobs import ChunkRef, create_job
 from models.scraping import ScrapeJob
 from shelfwatch.config import Settings
 from tasks.app import create_celery_app
-from tasks.config import QUEUES
+from tasks.config import QUEUES, celery_settings
 from tasks.dispatch import send_chunks
 from tests.conftest import Account
 from tests.services import RABBITMQ_URL, unique_name
@@ -52,7 +52,9 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 def purge(settings: Settings) -> None:
-    with Connection(settings.celery_broker_url) as connection:
+    # The transport options of the app: kombu's Redis defaults name other priority lists.
+    options = celery_settings(settings)["broker_transport_options"]
+    with Connection(settings.celery_broker_url, transport_options=options) as connection:
         for name in QUEUES:
             with connection.channel() as channel:
                 channel.queue_purge(settings.queue(name))
