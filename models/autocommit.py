@@ -7,6 +7,10 @@ back, cost more Python time than PostgreSQL takes to run it. Here the statement 
 once by SQLAlchemy and executed by the driver; the pool (with its pre-ping) still hands out and
 takes back the connection, and driver errors come out wrapped as SQLAlchemy's (``IntegrityError``,
 ``OperationalError``…) just as ``Connection.execute`` raises them.
+
+Each pooled connection keeps one driver cursor for these statements (in the pool's per-connection
+``info``): a new psycopg cursor per statement builds its adapters and looks up a dumper for
+every parameter again, ~20-40 µs of Python per statement measured on the movement statement.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ from typing import Any
 
 from sqlalchemy import Dialect, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
+
+# The pool's per-connection ``info`` key of the kept cursor.
+_CURSOR = "shelfwatch.autocommit_cursor"
 
 
 @cache
@@ -46,7 +54,7 @@ def fetch_one_autocommitted(
     try:
         driver.autocommit = True
         try:
-            return driver.execute(sql, values).fetchone()
+            return _cursor_of(pooled).execute(sql, values).fetchone()
         except engine.dialect.loaded_dbapi.Error as error:
             lost = engine.dialect.is_disconnect(error, driver, None)
             if lost:
@@ -64,3 +72,13 @@ def fetch_one_autocommitted(
                 driver.autocommit = False
     finally:
         pooled.close()
+
+
+def _cursor_of(pooled: PoolProxiedConnection) -> Any:
+    """The cursor kept with this pooled connection (a new one for a new driver connection,
+    after a reconnect, or once it was closed)."""
+    driver = pooled.driver_connection
+    cursor = pooled.info.get(_CURSOR)
+    if cursor is None or cursor.closed or cursor.connection is not driver:
+        cursor = pooled.info[_CURSOR] = driver.cursor()
+    return cursor

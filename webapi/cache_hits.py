@@ -43,7 +43,7 @@ from webapi.caching import CachedBody, CacheRead, VersionedCache, plain_get, wsg
 from webapi.early_auth import EarlyAuth, user_id_of
 from webapi.metrics import record_request
 from webapi.read_through import read_connection, reads_primary, render_and_store
-from webapi.routing import match_route
+from webapi.routing import RouteMemo
 from webapi.services import EXTENSION_KEY, Services
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ class CacheHitShortcut:
         self._reads = dict(reads)
         self.auth = EarlyAuth(app)
         self._path_prefixes: tuple[str, ...] | None = None
+        self._routes = RouteMemo(app)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         answer = self._answer(environ) if plain_get(environ) else None
@@ -147,15 +148,18 @@ class CacheHitShortcut:
         self, svc: Services, environ: dict[str, Any], cache: VersionedCache
     ) -> _Route | None:
         """The URL rule and cache keys of a cacheable read, matched as Flask matches it."""
-        matched = match_route(self._app, environ)
+        matched = self._routes.rule_for(environ)
         if matched is None:
             return None
-        request, rule, view_args = matched
+        rule, view_args = matched
         read = self._reads.get(rule.endpoint)
-        keys = read.keys(svc, request.args, view_args) if read is not None else None
-        if read is None or keys is None:
+        if read is None:
             return None
-        render = read.miss_render(request.args, view_args) if read.miss_render else None
+        args = self._app.request_class(environ, shallow=True).args
+        keys = read.keys(svc, args, view_args)
+        if keys is None:
+            return None
+        render = read.miss_render(args, view_args) if read.miss_render else None
         if render is None and not cache.stores_entries:
             return None  # no entry to read and no miss to render: nothing to answer here
         return _Route(rule, keys, read, render)
