@@ -583,6 +583,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def job_bench_settings(name: str, url: str, **overrides: Any) -> Settings:
+    """Settings of a jobs bench in the scratch database ``name`` (at ``url``): production mode,
+    its own Redis keys and queues, the local sites allowed and unthrottled, no Celery or
+    submission rate limit (the benches measure the work, not the limits)."""
+    values: dict[str, Any] = {
+        "mode": "production",
+        "database_url": url,
+        "redis_url": REDIS_URL,
+        "broker_url": REDIS_URL,
+        "redis_prefix": f"{name}:",
+        "queue_namespace": f"{name}.",
+        "secret_key": "bench-secret-key-that-is-long-enough-for-hs256",
+        "ssrf_allowed_networks": ["127.0.0.0/8"],
+        "domain_rate_overrides": ["127.0.0.1=1000000"],
+        "scrape_task_rate_limit": None,
+        "scrape_submit_rate_limit": "1000000 per minute",
+    }
+    return Settings(**(values | overrides))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller runs (about a minute)")
@@ -605,18 +625,9 @@ def main() -> None:
         options.rate_seconds = 10.0
     name = f"bench_jobs_{uuid.uuid4().hex[:8]}"
     with postgres_database(name) as url, tempfile.TemporaryDirectory() as folder:
-        settings = Settings(
-            mode="production",
-            database_url=url,
-            redis_url=REDIS_URL,
-            broker_url=REDIS_URL,
-            redis_prefix=f"{name}:",
-            queue_namespace=f"{name}.",
-            secret_key="bench-secret-key-that-is-long-enough-for-hs256",  # noqa: S106
-            ssrf_allowed_networks=["127.0.0.0/8"],
-            domain_rate_overrides=["127.0.0.1=1000000"],
-            scrape_task_rate_limit=None,
-            scrape_submit_rate_limit="1000000 per minute",
+        settings = job_bench_settings(
+            name,
+            url,
             # Chunks of the default size (scrape_chunk_size 50): a job of N products has N/50
             # chunks, more than the 2 x 8 task threads of two workers. (It was N/10 before:
             # ten chunks, of which one worker's eight threads reserved eight.)

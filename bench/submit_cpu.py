@@ -26,14 +26,16 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from scrape_jobs import job_bench_settings  # noqa: E402
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
 from models import Role, create_database  # noqa: E402
 from models.accounts import create_user  # noqa: E402
 from shelfwatch import migrate  # noqa: E402
 from shelfwatch.config import Settings  # noqa: E402
-from tests.services import REDIS_URL, delete_redis_prefix, postgres_database  # noqa: E402
+from tests.services import delete_redis_prefix, postgres_database  # noqa: E402
 from webapi import create_app  # noqa: E402
 from webapi.job_shortcut import ScrapeJobShortcut  # noqa: E402
 
@@ -87,16 +89,9 @@ def main() -> None:
     options = parser.parse_args()
     name = f"bench_submit_{uuid.uuid4().hex[:8]}"
     with postgres_database(name) as url:
-        settings = Settings(
-            mode="production",
-            database_url=url,
-            redis_url=REDIS_URL,
-            broker_url=REDIS_URL,
-            redis_prefix=f"{name}:",
-            queue_namespace=f"{name}.",
-            secret_key="bench-secret-key-that-is-long-enough-for-hs256",  # noqa: S106
-            ssrf_allowed_networks=["127.0.0.0/8"],
-            scrape_submit_rate_limit="1000000 per minute",
+        settings = job_bench_settings(
+            name,
+            url,
             log_level="WARNING",
         )
         migrate.upgrade(settings)

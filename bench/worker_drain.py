@@ -32,14 +32,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import crawl_speed  # noqa: E402  (the site server)
-from scrape_jobs import Bench, CpuShare  # noqa: E402
+from scrape_jobs import Bench, CpuShare, job_bench_settings  # noqa: E402
 
 from models.jobs import ChunkRef, create_job  # noqa: E402
 from shelfwatch import migrate  # noqa: E402
 from shelfwatch.config import Settings  # noqa: E402
 from tasks.app import create_celery_app  # noqa: E402
 from tasks.dispatch import send_chunk_groups, send_chunks  # noqa: E402
-from tests.services import REDIS_URL, delete_redis_prefix, postgres_database  # noqa: E402
+from tests.services import delete_redis_prefix, postgres_database  # noqa: E402
 from tests.tasks.scrape_support import WorkerProcess, settings_env  # noqa: E402
 
 
@@ -105,18 +105,9 @@ def main() -> None:
     name = f"bench_drain_{uuid.uuid4().hex[:8]}"
     pages = options.jobs * options.rounds * len(sizes) + 100
     with postgres_database(name) as url, tempfile.TemporaryDirectory() as folder:
-        settings = Settings(
-            mode="production",
-            database_url=url,
-            redis_url=REDIS_URL,
-            broker_url=REDIS_URL,
-            redis_prefix=f"{name}:",
-            queue_namespace=f"{name}.",
-            secret_key="bench-secret-key-that-is-long-enough-for-hs256",  # noqa: S106
-            ssrf_allowed_networks=["127.0.0.0/8"],
-            domain_rate_overrides=["127.0.0.1=1000000"],
-            scrape_task_rate_limit=None,
-            scrape_submit_rate_limit="1000000 per minute",
+        settings = job_bench_settings(
+            name,
+            url,
             log_level="WARNING",
         )
         migrate.upgrade(settings)
