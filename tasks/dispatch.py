@@ -9,12 +9,15 @@ one ``run_chunk`` message per chunk, as recovery and a job's fan-out send them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from itertools import groupby
 
 from celery import Celery
 
 from models.jobs import ChunkRef
+
+log = logging.getLogger(__name__)
 
 RUN_CHUNK = "shelfwatch.scrape.run_chunk"
 RUN_CHUNKS = "shelfwatch.scrape.run_chunks"
@@ -68,6 +71,10 @@ def submit_chunks(app: Celery, refs: Sequence[ChunkRef]) -> None:
     A coalesced chunk leaves within ``scrape_coalesce_linger_ms`` (at once when the process
     sent nothing that recently); if the process dies first, the chunk stays queued and
     recovery sends it (``redispatch_queued_chunks``), as for any lost message.
+
+    It never raises: the job is accepted once its rows are committed. A broker that refuses
+    the send leaves the chunks queued for recovery, as the coalescer's thread does; failing
+    the request would only make the client submit the same job twice.
     """
     from tasks.app import context
     from tasks.coalescer import coalescer
@@ -76,8 +83,14 @@ def submit_chunks(app: Celery, refs: Sequence[ChunkRef]) -> None:
     small = len(refs) == 1 and refs[0].urls_count <= settings.scrape_batch_max_urls
     if small and settings.scrape_coalesce_max_chunks > 1:
         coalescer(app).submit(refs[0])
-    else:
+        return
+    try:
         send_chunks(app, refs)
+    except Exception:
+        log.exception(
+            "job(s) %s accepted; their messages were not sent (recovery resends them)",
+            sorted({ref.job_id for ref in refs}),
+        )
 
 
 def send_chunk_groups(

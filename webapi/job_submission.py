@@ -4,7 +4,6 @@ both write the same rows, send the same messages and answer the same bytes."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,8 +15,6 @@ from models.jobs import create_job_committed
 from models.scraping import ScrapeJob
 from shelfwatch.config import Settings
 from tasks.dispatch import submit_chunks
-
-log = logging.getLogger(__name__)
 
 MAX_URLS = 10_000
 SPIDER_CHARS = (1, 64)
@@ -84,13 +81,7 @@ def submit_job_request(
         chunk_size=settings.scrape_chunk_size,
     )
     # After commit: a worker that takes the message at once finds the rows.
-    try:
-        submit_chunks(celery, chunks)
-    except Exception:  # the job is accepted whatever the broker did
-        # The rows are committed and their chunks queued: recovery sends them
-        # (``redispatch_queued_chunks``), as for a message the broker lost. Refusing now would
-        # only make the client submit the same job twice.
-        log.exception("job %s accepted; its messages were not sent (recovery resends them)", job.id)
+    submit_chunks(celery, chunks)
     return job
 
 

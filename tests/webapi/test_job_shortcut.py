@@ -20,6 +20,7 @@ from werkzeug.test import Client, TestResponse
 
 from models import Database, ScrapeChunk, ScrapeJob
 from shelfwatch.config import Settings
+from tasks import dispatch
 from tests.conftest import Account
 from tests.services import REDIS_URL
 from tests.webapi.test_cache_hits import layer_of, watch_flask
@@ -351,7 +352,8 @@ def test_a_broker_error_still_accepts_the_job_whose_chunks_stay_queued(
     def failing(*_args: Any) -> None:
         raise BrokerError("broker gone")
 
-    monkeypatch.setattr(job_submission, "submit_chunks", failing)
+    # This module sends in the request (coalescing off): the broker's publish fails there.
+    monkeypatch.setattr(dispatch, "send_chunks", failing)
     before = job_count(database)
     early, late = post(client, submitter, BODIES[0]), post(flask_path(app), submitter, BODIES[0])
     assert early.status_code == late.status_code == 202
