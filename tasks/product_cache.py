@@ -21,15 +21,20 @@ def generation_key(prefix: str) -> str:
     return prefix + GENERATION_KEY
 
 
+def queue_generation_bump(pipe: Any, prefix: str) -> None:
+    """Add the bump to a pipeline (so it can share a round trip with other commands)."""
+    key = generation_key(prefix)
+    # A random start when the counter is missing (evicted), as the API's reader does.
+    pipe.set(key, secrets.randbits(48), nx=True)
+    pipe.incr(key)
+
+
 def invalidate_scraped_products(ctx: Any) -> None:
     client = ctx.redis
     if client is None:
         return
-    key = generation_key(ctx.settings.redis_prefix)
     pipe = client.pipeline(transaction=False)
-    # A random start when the counter is missing (evicted), as the API's reader does.
-    pipe.set(key, secrets.randbits(48), nx=True)
-    pipe.incr(key)
+    queue_generation_bump(pipe, ctx.settings.redis_prefix)
     try:
         pipe.execute()
     except redis.RedisError as error:

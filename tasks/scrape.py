@@ -34,7 +34,7 @@ from models.jobs import (
 from tasks.app import context
 from tasks.context import TaskContext
 from tasks.dispatch import RUN_CHUNK, RUN_CHUNKS, RUN_JOB, send_chunks
-from tasks.product_cache import invalidate_scraped_products
+from tasks.job_events import announce
 
 if TYPE_CHECKING:
     from tasks.batch_crawl import BatchCrawl
@@ -131,8 +131,12 @@ def run_chunk_body(app: Celery, chunk_id: int, job_id: str, worker: str) -> str:
         final = finish_chunk(
             session, chunk, status=outcome.status, stats=outcome.stats, error=outcome.error
         )
-    if outcome.stats.get("items"):
-        invalidate_scraped_products(ctx)
+    announce(
+        ctx.redis,
+        ctx.settings.redis_prefix,
+        ended=[chunk.job_id] if final else [],
+        stored=bool(outcome.stats.get("items")),
+    )
     log.info(
         "chunk %s of job %s (%s, %d urls): %s%s",
         chunk_id,
@@ -166,8 +170,12 @@ def run_chunks_body(app: Celery, claims: list[tuple[int, str]], worker: str) -> 
 def _record(ctx: TaskContext, results: list[ChunkResult], worker: str) -> None:
     with ctx.db.transaction() as session:
         finals = finish_chunks(session, results, worker)
-    if any(result.stats.get("items") for result in results):
-        invalidate_scraped_products(ctx)
+    announce(
+        ctx.redis,
+        ctx.settings.redis_prefix,
+        ended=finals,
+        stored=any(result.stats.get("items") for result in results),
+    )
     for result in results:
         chunk, final = result.chunk, finals.get(result.chunk.job_id)
         log.info(

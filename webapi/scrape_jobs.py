@@ -14,6 +14,7 @@ from models import ScrapedProduct, ScrapeJob, ScrapeJobProduct
 from models.jobs import JobAlreadyFinished, cancel_job
 from models.scraping import JobStatus
 from models.users import User
+from tasks.job_events import announce
 from webapi import spider_catalog
 from webapi.api import Blueprint
 from webapi.celery_client import celery_app
@@ -27,6 +28,7 @@ from webapi.job_submission import (
     accepted_body,
     submit_job_request,
 )
+from webapi.job_waits import job_end_watcher, wait_until_finished
 from webapi.pagination import Keyset, PageArgs, page_schema, paginate
 from webapi.problems import Problem
 from webapi.scrape_schemas import ScrapedItemSchema
@@ -41,7 +43,6 @@ blp = Blueprint(
 
 # A long poll holds one server thread: bounded well below gunicorn's worker timeout.
 MAX_WAIT_SECONDS = 20.0
-_FIRST_POLL, _LONGEST_POLL = 0.005, 0.1
 STATUSES = validate.OneOf([status.value for status in JobStatus])
 
 
@@ -168,24 +169,24 @@ def get_job(args: dict[str, Any], job_id: str) -> ResponseReturnValue:
     with session.begin():
         job = _visible_job(job_id, user)
     if args["wait"] > 0 and not JobStatus(job.status).finished:
-        _wait_until_finished(job_id, time.monotonic() + args["wait"])
+        wait_until_finished(
+            job_id,
+            time.monotonic() + args["wait"],
+            lambda: _has_finished(job_id),
+            job_end_watcher(current_app, services().settings),
+        )
         with session.begin():
             session.expire_all()
             job = _visible_job(job_id, user)
     return job
 
 
-def _wait_until_finished(job_id: str, deadline: float) -> None:
-    """Poll the job's status (one indexed read, own short transaction) with growing pauses."""
+def _has_finished(job_id: str) -> bool:
+    """The job's status now (one indexed read, its own short transaction); gone counts."""
     session = db_session()
-    pause = _FIRST_POLL
-    while (left := deadline - time.monotonic()) > 0:
-        time.sleep(min(pause, left))
-        with session.begin():
-            status = session.scalar(select(ScrapeJob.status).where(ScrapeJob.id == job_id))
-        if status is None or JobStatus(status).finished:
-            return
-        pause = min(pause * 1.5, _LONGEST_POLL)
+    with session.begin():
+        status = session.scalar(select(ScrapeJob.status).where(ScrapeJob.id == job_id))
+    return status is None or JobStatus(status).finished
 
 
 @blp.route("/scrape-jobs/<string:job_id>/cancel", methods=["POST"])
@@ -197,9 +198,12 @@ def cancel(job_id: str) -> ResponseReturnValue:
     with session.begin():
         _visible_job(job_id, user)
         try:
-            cancel_job(session, job_id)
+            ended_now = cancel_job(session, job_id)
         except JobAlreadyFinished:
             raise Problem(409, "job-finished", f"Scrape job {job_id} has already ended.") from None
+    if ended_now is not None:  # nothing was running: requests waiting on it answer now
+        svc = services()
+        announce(svc.redis, svc.settings.redis_prefix, ended=[job_id])
     with session.begin():
         session.expire_all()
         return _visible_job(job_id, user)

@@ -11,11 +11,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from models import Database, PriceObservation, ScrapedProduct
 from shelfwatch.config import Settings
+from tasks.job_events import job_ended_channel
 from tests.conftest import Account
 from tests.tasks.scrape_support import Shop, WorkerProcess, wait_for, worker_test_settings
 
@@ -207,6 +209,22 @@ def test_small_jobs_share_the_batch_crawl_and_keep_their_own_stats_and_items(
     assert done[-1]["stats"]["responses"] == {"200": 1, "500": 1}
     # One open crawl served them all: no crawl of their own, so no robots.txt fetch each.
     assert shop.hits["/robots.txt"] == robots_before
+
+
+def test_the_worker_announces_each_job_it_ends_to_waiting_requests(
+    client: FlaskClient, clerk: Account, shop: Shop, worker: WorkerProcess, settings: Settings
+) -> None:
+    listener = redis.Redis.from_url(settings.redis_url).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(job_ended_channel(settings.redis_prefix))
+    assert listener.get_message(timeout=5) is None  # the confirmation, skipped
+    job = submit(client, clerk, spider="product", urls=[shop.url(70)])
+
+    done = client.get(f"/api/v1/scrape-jobs/{job['id']}?wait=20", headers=clerk.headers).json
+
+    assert done["status"] == "succeeded", done
+    heard = [listener.get_message(timeout=5) for _ in range(3)]
+    listener.close()
+    assert job["id"].encode() in [message["data"] for message in heard if message]
 
 
 def _stored(database: Database) -> int:
