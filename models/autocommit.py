@@ -15,7 +15,7 @@ every parameter again, ~20-40 µs of Python per statement measured on the moveme
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
@@ -29,8 +29,15 @@ _CURSOR = "shelfwatch.autocommit_cursor"
 
 
 @cache
-def _compiled(statement: ClauseElement, dialect: Dialect) -> str:
-    return str(statement.compile(dialect=dialect))
+def _compiled(statement: ClauseElement, dialect: Dialect) -> tuple[str, dict[str, Any]]:
+    """The statement's SQL, and the values of the parameters it holds itself (its literals:
+    ``status == 'running'`` is sent as a parameter too)."""
+    compiled = statement.compile(dialect=dialect)
+    sql = str(compiled)
+    # An expanding IN list is rendered per execution by SQLAlchemy; here nothing would.
+    assert "POSTCOMPILE" not in sql, "no IN (<list>) in an autocommitted statement"
+    held = compiled.params.items()
+    return sql, {key: value for key, value in held if not compiled.binds[key].required}
 
 
 def fetch_one_autocommitted(
@@ -41,7 +48,24 @@ def fetch_one_autocommitted(
     ``values`` go to the driver as they are: no SQLAlchemy type processing runs, so they must
     be what the driver takes (typed casts in the statement make NULLs unambiguous).
     """
-    sql = _compiled(statement, engine.dialect)
+    return _run(engine, statement, values, lambda cursor: cursor.fetchone())
+
+
+def fetch_all_autocommitted(
+    engine: Engine, statement: ClauseElement, values: Mapping[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Every row of ``statement`` run in a transaction of its own (as ``fetch_one_…``)."""
+    return _run(engine, statement, values, lambda cursor: cursor.fetchall())
+
+
+def _run(
+    engine: Engine,
+    statement: ClauseElement,
+    values: Mapping[str, Any],
+    fetch: Callable[[Any], Any],
+) -> Any:
+    sql, literals = _compiled(statement, engine.dialect)
+    values = {**literals, **values}
     try:
         pooled = engine.raw_connection()
     except engine.dialect.loaded_dbapi.Error as error:
@@ -54,7 +78,7 @@ def fetch_one_autocommitted(
     try:
         driver.autocommit = True
         try:
-            return _cursor_of(pooled).execute(sql, values).fetchone()
+            return fetch(_cursor_of(pooled).execute(sql, values))
         except engine.dialect.loaded_dbapi.Error as error:
             lost = engine.dialect.is_disconnect(error, driver, None)
             if lost:

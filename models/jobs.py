@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from models.autocommit import fetch_one_autocommitted
+from models.autocommit import fetch_all_autocommitted, fetch_one_autocommitted
 from models.base import utcnow
 from models.db import Database
 from models.job_stats import merge_stats
@@ -80,6 +80,7 @@ class ClaimedChunk:
     # How long the chunk stays this worker's without a heartbeat: the owner's heartbeat
     # interval times the beats it may miss, written into the chunk at each claim and beat.
     lease: timedelta = timedelta(seconds=30)
+    chunks_total: int = 0  # of its job (0: not known)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,13 @@ _CLAIM_JOB = _jobs.update().values(
                 else_=_jobs.c.status),
     started_at=func.coalesce(_jobs.c.started_at, bindparam("claim_now")),
 )  # fmt: skip
-_JOB_FIELDS = (_jobs.c.spider, _jobs.c.args, _jobs.c.max_age, _jobs.c.settings)
+_JOB_FIELDS = (
+    _jobs.c.spider,
+    _jobs.c.args,
+    _jobs.c.max_age,
+    _jobs.c.settings,
+    _jobs.c.chunks_total,
+)
 _claimed = _CLAIM_CHUNK.cte("claimed")
 _CLAIM = (
     _CLAIM_JOB.where(_jobs.c.id == _claimed.c.job_id)
@@ -210,11 +217,17 @@ _FINALIZE = (
 
 # The statements of a ``run_chunks`` message (several one-URL jobs' chunks), one each on
 # PostgreSQL. Claim: the chunks' UPDATE (by (id, job) pairs, queued ones only) feeding their
-# jobs' UPDATE; the rows are joined back so two chunks of one job both come back.
+# jobs' UPDATE; the rows are joined back so two chunks of one job both come back. The pairs
+# go in as one JSON array, so the statement also runs as it is on the driver (autocommitted).
+_claims = (
+    func.json_to_recordset(bindparam("claims", type_=JSON))
+    .table_valued(column("chunk_id", BigInteger), column("job_id", String))
+    .render_derived("claims", with_types=True)
+)
 _claimed_many = (
     update(_chunks)
     .where(
-        tuple_(_chunks.c.id, _chunks.c.job_id).in_(bindparam("claims", expanding=True)),
+        tuple_(_chunks.c.id, _chunks.c.job_id).in_(select(_claims.c.chunk_id, _claims.c.job_id)),
         _chunks.c.status == JobStatus.QUEUED.value,
     )
     .values(_CLAIM_VALUES)
@@ -247,6 +260,10 @@ _ends = (
         column("status", String),
         column("stats", JSON),
         column("error", Text),
+        # The job's final values, were this its only chunk (``_FINISH_ALONE`` writes them).
+        column("final_status", String),
+        column("final_stats", JSON),
+        column("final_error", Text),
     )
     .render_derived("ends", with_types=True)
 )
@@ -296,6 +313,44 @@ _FINALIZE_MANY = (
         stats=_finals.c.stats,
         error=_finals.c.error,
         finished_at=bindparam("final_now"),
+    )
+    .returning(_jobs.c.id, _jobs.c.status)
+)
+# One-chunk jobs only (as a worker knows from its claim): the chunks' ends and their jobs'
+# final values in one statement, which runs autocommitted. A job whose cancel was asked for
+# ends cancelled, as ``final_status`` has it.
+_finished_alone = (
+    update(_chunks)
+    .where(
+        _chunks.c.id == _ends.c.chunk_id,
+        _chunks.c.status == JobStatus.RUNNING.value,
+        _chunks.c.attempts == _ends.c.attempt,
+    )
+    .values(
+        status=_ends.c.status,
+        stats=_ends.c.stats,
+        error=_ends.c.error,
+        finished_at=bindparam("end_now"),
+    )
+    .returning(_chunks.c.job_id, _ends.c.final_status, _ends.c.final_stats, _ends.c.final_error)
+    .cte("finished_alone")
+)
+_FINISH_ALONE = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == _finished_alone.c.job_id,
+        # Not ``in_``: an IN list is expanded by SQLAlchemy at execution, not in the driver.
+        or_(*(_jobs.c.status == status for status in _UNFINISHED)),
+    )
+    .values(
+        chunks_done=_jobs.c.chunks_done + 1,
+        status=case(
+            (_jobs.c.cancel_requested, JobStatus.CANCELLED.value),
+            else_=_finished_alone.c.final_status,
+        ),
+        stats=_finished_alone.c.final_stats,
+        error=_finished_alone.c.final_error,
+        finished_at=bindparam("end_now"),
     )
     .returning(_jobs.c.id, _jobs.c.status)
 )
@@ -499,6 +554,7 @@ def claim_chunk(
         max_age=job.max_age,
         job_settings=dict(job.settings or {}),
         lease=lease,
+        chunks_total=job.chunks_total,
     )
 
 
@@ -579,28 +635,71 @@ def claim_chunks(
     if not _postgresql(session):
         taken = (claim_chunk(session, c, worker, job_id=j, lease=lease) for c, j in claims)
         return [chunk for chunk in taken if chunk is not None]
+    params = _claim_params(claims, worker, lease)
+    rows = session.execute(_CLAIM_MANY, params, bind_arguments=_SCRAPING).all()
+    return [_claimed_chunk(row, lease) for row in rows]
+
+
+def claim_chunks_committed(
+    db: Database,
+    claims: Sequence[tuple[int, str]],
+    worker: str,
+    *,
+    lease: timedelta = ClaimedChunk.lease,
+) -> list[ClaimedChunk]:
+    """``claim_chunks`` in a transaction of its own, committed on return.
+
+    On PostgreSQL the one statement runs on its own on the pooled driver connection, without
+    a session or BEGIN/COMMIT round trips (as ``create_job_committed`` does).
+    """
+    if not claims or db.scraping.dialect.name != "postgresql":
+        with db.transaction() as session:
+            return claim_chunks(session, claims, worker, lease=lease)
+    params = _claim_params(claims, worker, lease)
+    params["claims"] = Json(params["claims"])
+    rows = fetch_all_autocommitted(db.scraping, _CLAIM_MANY, params)
+    return [_claimed_chunk(_ClaimRow(*row), lease) for row in rows]
+
+
+def _claim_params(
+    claims: Sequence[tuple[int, str]], worker: str, lease: timedelta
+) -> dict[str, Any]:
     now = utcnow()
-    params = {
-        "claims": [tuple(claim) for claim in claims],
+    return {
+        "claims": [{"chunk_id": chunk_id, "job_id": job_id} for chunk_id, job_id in claims],
         "claim_worker": worker[:200],
         "claim_now": now,
         "claim_lease_until": now + lease,
     }
-    rows = session.execute(_CLAIM_MANY, params, bind_arguments=_SCRAPING).all()
-    return [
-        ClaimedChunk(
-            chunk_id=row.id,
-            job_id=row.job_id,
-            attempt=row.attempts,
-            spider=row.spider,
-            urls=list(row.urls),
-            args=dict(row.args or {}),
-            max_age=row.max_age,
-            job_settings=dict(row.settings or {}),
-            lease=lease,
-        )
-        for row in rows
-    ]
+
+
+class _ClaimRow(NamedTuple):
+    """A row of ``_CLAIM_MANY`` (its columns in order), as the driver returns it."""
+
+    id: int
+    job_id: str
+    urls: list[str]
+    attempts: int
+    spider: str
+    args: dict[str, Any] | None
+    max_age: int | None
+    settings: dict[str, Any] | None
+    chunks_total: int
+
+
+def _claimed_chunk(row: Any, lease: timedelta) -> ClaimedChunk:
+    return ClaimedChunk(
+        chunk_id=row.id,
+        job_id=row.job_id,
+        attempt=row.attempts,
+        spider=row.spider,
+        urls=list(row.urls),
+        args=dict(row.args or {}),
+        max_age=row.max_age,
+        job_settings=dict(row.settings or {}),
+        lease=lease,
+        chunks_total=row.chunks_total,
+    )
 
 
 @dataclass(frozen=True)
@@ -660,6 +759,43 @@ def finish_chunks(
         ).all()
         finals.update({row.id: JobStatus(row.status) for row in written})
     return finals
+
+
+def finish_chunks_committed(
+    db: Database, results: Sequence[ChunkResult], worker: str
+) -> dict[str, JobStatus]:
+    """``finish_chunks`` in a transaction of its own, committed on return.
+
+    When every chunk is its job's only one (single-URL jobs, as the claim told), PostgreSQL
+    runs one autocommitted statement: the chunks' ends and their jobs' final values, each
+    computed here as ``finish_chunks`` computes it. Otherwise finishing a job may read its
+    other chunks, in one transaction with the count that completed it.
+    """
+    alone = all(r.chunk.chunks_total == 1 for r in results)
+    if not results or not alone or db.scraping.dialect.name != "postgresql":
+        with db.transaction() as session:
+            return finish_chunks(session, results, worker)
+    ends = []
+    for r in results:
+        error = _clip(r.error)
+        ended = _ChunkEnd(r.status.value, r.stats, error, worker[:200])
+        final = _final_values(r.chunk.job_id, [ended], cancelled=False)
+        ends.append(
+            {
+                "chunk_id": r.chunk.chunk_id,
+                "attempt": r.chunk.attempt,
+                "status": r.status.value,
+                "stats": r.stats,
+                "error": error,
+                "final_status": final["status"],
+                "final_stats": final["stats"],
+                "final_error": final["error"],
+            }
+        )
+    values = {"ends": Json(ends), "end_now": utcnow()}
+    found = dict(fetch_all_autocommitted(db.scraping, _FINISH_ALONE, values))
+    ended = (r.chunk.job_id for r in results if r.chunk.job_id in found)
+    return {job_id: JobStatus(found[job_id]) for job_id in ended}
 
 
 def _finish_one_by_one(session: Session, results: Sequence[ChunkResult]) -> dict[str, JobStatus]:

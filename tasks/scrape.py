@@ -23,10 +23,10 @@ from models.jobs import (
     ChunkResult,
     ClaimedChunk,
     claim_chunk,
-    claim_chunks,
+    claim_chunks_committed,
     finalize_job,
     finish_chunk,
-    finish_chunks,
+    finish_chunks_committed,
     queued_chunks,
     redispatch_queued_chunks,
     requeue_stale_chunks,
@@ -157,8 +157,7 @@ def run_chunks_body(app: Celery, claims: list[tuple[int, str]], worker: str) -> 
     redelivered or cancelled chunk is).
     """
     ctx = context(app)
-    with ctx.db.transaction() as session:
-        claimed = claim_chunks(session, claims, worker, lease=ctx.settings.chunk_lease)
+    claimed = claim_chunks_committed(ctx.db, claims, worker, lease=ctx.settings.chunk_lease)
     statuses: dict[int, str] = {}
     for ended in _crawl_claimed(app, claimed):
         results = [ChunkResult(chunk, o.status, o.stats, o.error) for chunk, o in ended]
@@ -168,8 +167,7 @@ def run_chunks_body(app: Celery, claims: list[tuple[int, str]], worker: str) -> 
 
 
 def _record(ctx: TaskContext, results: list[ChunkResult], worker: str) -> None:
-    with ctx.db.transaction() as session:
-        finals = finish_chunks(session, results, worker)
+    finals = finish_chunks_committed(ctx.db, results, worker)
     announce(
         ctx.redis,
         ctx.settings.redis_prefix,

@@ -1,11 +1,13 @@
 """Several chunks claimed and finished together (a ``run_chunks`` message): the same rows as
-claiming and finishing them one by one, on PostgreSQL (one statement each) and SQLite."""
+claiming and finishing them one by one, on PostgreSQL (one statement each, inside a
+transaction or autocommitted by the ``…_committed`` functions) and SQLite."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from models import Database, JobStatus, ScrapeChunk, ScrapeJob, create_database
@@ -15,9 +17,11 @@ from models.jobs import (
     cancel_job,
     claim_chunk,
     claim_chunks,
+    claim_chunks_committed,
     create_job,
     finish_chunk,
     finish_chunks,
+    finish_chunks_committed,
 )
 from shelfwatch import migrate
 from shelfwatch.config import Settings
@@ -88,34 +92,65 @@ def _one_by_one(db: Database, refs: list[Any]) -> dict[str, JobStatus]:
     return finals
 
 
-def _together(db: Database, refs: list[Any]) -> dict[str, JobStatus]:
+def _claim(db: Database, claims: list[tuple[int, str]], committed: bool) -> list[ClaimedChunk]:
+    if committed:
+        return claim_chunks_committed(db, claims, WORKER)
     with db.transaction() as session:
-        claimed = claim_chunks(session, [(r.chunk_id, r.job_id) for r in refs], WORKER)
+        return claim_chunks(session, claims, WORKER)
+
+
+def _finish(db: Database, results: list[ChunkResult], committed: bool) -> dict[str, JobStatus]:
+    if committed:
+        return finish_chunks_committed(db, results, WORKER)
+    with db.transaction() as session:
+        return finish_chunks(session, results, WORKER)
+
+
+def _together(db: Database, refs: list[Any], committed: bool = False) -> dict[str, JobStatus]:
+    claimed = _claim(db, [(r.chunk_id, r.job_id) for r in refs], committed)
     assert [c.chunk_id for c in claimed] == [r.chunk_id for r in refs]
-    with db.transaction() as session:
-        return finish_chunks(session, _ends(claimed), WORKER)
+    return _finish(db, _ends(claimed), committed)
 
 
-def _same_as_one_by_one(db: Database, make: Any) -> None:
+def _same_as_one_by_one(db: Database, make: Any, committed: bool = False) -> None:
     old_refs, new_refs = make(), make()
     old = _one_by_one(db, old_refs)
-    new = _together(db, new_refs)
+    new = _together(db, new_refs, committed)
     old_jobs = list(dict.fromkeys(r.job_id for r in old_refs))
     new_jobs = list(dict.fromkeys(r.job_id for r in new_refs))
     assert list(new.values()) == list(old.values()) and len(new) == len(old)
     assert _rows(db, new_jobs) == _rows(db, old_jobs)
 
 
-def test_one_chunk_jobs_end_as_they_would_one_by_one(database: Database) -> None:
-    _same_as_one_by_one(database, lambda: _jobs(database, 6))
+COMMITTED = pytest.mark.parametrize("committed", [False, True], ids=["session", "committed"])
 
 
-def test_chunks_of_one_job_in_one_message_end_it_as_one_by_one(database: Database) -> None:
+@COMMITTED
+def test_one_chunk_jobs_end_as_they_would_one_by_one(database: Database, committed: bool) -> None:
+    _same_as_one_by_one(database, lambda: _jobs(database, 6), committed)
+
+
+@COMMITTED
+def test_chunks_of_one_job_in_one_message_end_it_as_one_by_one(
+    database: Database, committed: bool
+) -> None:
     # Two jobs of three chunks each, all six chunks in one message.
-    _same_as_one_by_one(database, lambda: _jobs(database, 2, urls_each=5, chunk_size=2))
+    _same_as_one_by_one(database, lambda: _jobs(database, 2, urls_each=5, chunk_size=2), committed)
 
 
-def test_the_claim_takes_only_queued_chunks_of_the_named_jobs(database: Database) -> None:
+def test_the_claim_tells_how_many_chunks_each_job_has(database: Database) -> None:
+    refs = _jobs(database, 1) + _jobs(database, 1, urls_each=3, chunk_size=2)
+    claimed = claim_chunks_committed(database, [(r.chunk_id, r.job_id) for r in refs], WORKER)
+    assert [c.chunks_total for c in claimed] == [1, 2, 2]
+    with database.transaction() as session:
+        one = claim_chunk(session, _jobs(database, 1)[0].chunk_id, WORKER, job_id=refs[0].job_id)
+    assert one is None  # another job's chunk id: nothing taken
+
+
+@COMMITTED
+def test_the_claim_takes_only_queued_chunks_of_the_named_jobs(
+    database: Database, committed: bool
+) -> None:
     first, second, third, fourth = _jobs(database, 4)
     with database.transaction() as session:
         assert claim_chunk(session, first.chunk_id, "other", job_id=first.job_id) is not None
@@ -126,48 +161,48 @@ def test_the_claim_takes_only_queued_chunks_of_the_named_jobs(database: Database
         (third.chunk_id, fourth.job_id),  # an id of another job
         (fourth.chunk_id, fourth.job_id),
     ]
-    with database.transaction() as session:
-        claimed = claim_chunks(session, claims, WORKER)
-    assert [(c.chunk_id, c.attempt, c.urls) for c in claimed] == [
-        (fourth.chunk_id, 1, [URL.format("3-0")])
+    claimed = _claim(database, claims, committed)
+    assert [(c.chunk_id, c.attempt, c.urls, c.chunks_total) for c in claimed] == [
+        (fourth.chunk_id, 1, [URL.format("3-0")], 1)
     ]
     with database.transaction() as session:
         job = session.get(ScrapeJob, fourth.job_id)
         assert (job.status, job.started_at is not None) == ("running", True)
         assert session.get(ScrapeJob, third.job_id).status == "queued"
     # Redelivered: nothing is claimed twice.
-    with database.transaction() as session:
-        assert claim_chunks(session, claims, WORKER) == []
+    assert _claim(database, claims, committed) == []
 
 
-def test_a_chunk_lost_to_recovery_is_not_finished_by_its_old_worker(database: Database) -> None:
+@COMMITTED
+def test_a_chunk_lost_to_recovery_is_not_finished_by_its_old_worker(
+    database: Database, committed: bool
+) -> None:
     kept, lost = _jobs(database, 2)
-    with database.transaction() as session:
-        claimed = claim_chunks(
-            session, [(kept.chunk_id, kept.job_id), (lost.chunk_id, lost.job_id)], WORKER
-        )
+    claimed = _claim(
+        database, [(kept.chunk_id, kept.job_id), (lost.chunk_id, lost.job_id)], committed
+    )
     with database.transaction() as session:  # recovery gave it back to the queue
         chunk = session.get(ScrapeChunk, lost.chunk_id)
         chunk.status = "queued"
     stats = {"requests": 1, "items": 1}
     results = [ChunkResult(chunk, JobStatus.SUCCEEDED, stats) for chunk in claimed]
-    with database.transaction() as session:
-        finals = finish_chunks(session, results, WORKER)
+    finals = _finish(database, results, committed)
     assert finals == {kept.job_id: JobStatus.SUCCEEDED}
     with database.transaction() as session:
         assert session.get(ScrapeJob, lost.job_id).chunks_done == 0
         assert session.get(ScrapeChunk, lost.chunk_id).status == "queued"
 
 
-def test_a_cancelled_job_among_others_ends_cancelled_alone(database: Database) -> None:
+@COMMITTED
+def test_a_cancelled_job_among_others_ends_cancelled_alone(
+    database: Database, committed: bool
+) -> None:
     refs = _jobs(database, 3)
-    with database.transaction() as session:
-        claimed = claim_chunks(session, [(r.chunk_id, r.job_id) for r in refs], WORKER)
+    claimed = _claim(database, [(r.chunk_id, r.job_id) for r in refs], committed)
     with database.transaction() as session:
         assert cancel_job(session, refs[1].job_id) is None
     results = [ChunkResult(chunk, JobStatus.SUCCEEDED, {"items": 1}) for chunk in claimed]
-    with database.transaction() as session:
-        finals = finish_chunks(session, results, WORKER)
+    finals = _finish(database, results, committed)
     assert [finals[r.job_id] for r in refs] == [
         JobStatus.SUCCEEDED,
         JobStatus.CANCELLED,
@@ -181,6 +216,7 @@ def test_on_sqlite_the_same_functions_work_one_by_one(tmp_path: Path) -> None:
     db = create_database(settings)
     try:
         _same_as_one_by_one(db, lambda: _jobs(db, 3) + _jobs(db, 1, urls_each=3, chunk_size=2))
+        _same_as_one_by_one(db, lambda: _jobs(db, 3), committed=True)
         refs = _jobs(db, 2)
         _together(db, refs)
         with db.transaction() as session:
@@ -193,3 +229,5 @@ def test_nothing_to_claim_or_finish(database: Database) -> None:
     with database.transaction() as session:
         assert claim_chunks(session, [], WORKER) == []
         assert finish_chunks(session, [], WORKER) == {}
+    assert claim_chunks_committed(database, [], WORKER) == []
+    assert finish_chunks_committed(database, [], WORKER) == {}
