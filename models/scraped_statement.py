@@ -1,30 +1,37 @@
 """One PostgreSQL statement that stores a batch of scraped rows (see ``models/scraped.py``).
 
-The batch goes in as one array per column (``unnest … WITH ORDINALITY``), so the statement is
-compiled once whatever the batch size, and its data-modifying CTEs do in one round trip what
-the step-by-step path does in four: upsert the products, add the changed offers to the price
-history, link the rows of jobs to their products.
+The batch goes in as one JSON document (``json_to_recordset``) and its data-modifying CTEs do
+in one round trip what the step-by-step path does in four: upsert the products, add the changed
+offers to the price history, link the rows of jobs to their products. The statement text is
+the same for every batch, so psycopg prepares it and PostgreSQL settles on a generic plan: no
+batch length shows in it (arrays per column let the planner see it, and then it planned every
+call again, which took longer than running the statement).
 
 All CTEs read one snapshot, taken before any lock is held. The step-by-step path compares
 offers after the upsert has locked the products, so it sees a concurrent writer's committed
-observation; here ``locked`` locks the existing products first (batch order) and returns the
-version it locked, which ``recheck`` compares with the snapshot's. A product written by another
+observation; here ``locked`` locks the existing products first and returns the version it
+locked, which ``recheck`` compares with the snapshot's. A product written by another
 transaction since the snapshot gets no observation here: the caller compares it again in a
 statement of its own (rare: two writers of one product at once).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     CTE,
+    JSON,
     Boolean,
+    DateTime,
+    Integer,
     Numeric,
-    String,
     Text,
+    any_,
     case,
     cast,
     column,
@@ -37,7 +44,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy import bindparam as bind
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import insert
 
 from models.scraping import PriceObservation, ScrapedProduct, ScrapeJob, ScrapeJobProduct
 
@@ -54,35 +61,41 @@ ROW_COLUMNS = (
     "gtin", "mpn", "brand", "image_url", "description", "sources", "job_id", "scraped_at",
 )  # fmt: skip
 UPDATED_COLUMNS = ROW_COLUMNS[1:]
+TEXT_COLUMNS = tuple(name for name in ROW_COLUMNS if name not in ("price", "sources", "scraped_at"))
 
 
 def store_parameters(
     rows: Sequence[ScrapedRow], pairs: Iterable[tuple[str, str]]
-) -> dict[str, list[Any]]:
-    """The statement's arrays: one per column of ``rows``, and the (job id, URL) links."""
-    parameters: dict[str, list[Any]] = {name: [] for name in ROW_COLUMNS}
-    for row in rows:
-        for name in ROW_COLUMNS:
-            parameters[name].append(getattr(row, name))
-    ordered = sorted(pairs)  # one lock order for concurrent writers of the same links
-    parameters["link_job_ids"] = [job_id for job_id, _url in ordered]
-    parameters["link_urls"] = [url for _job_id, url in ordered]
-    return parameters
+) -> dict[str, str]:
+    """The statement's two parameters, each one JSON document: ``rows`` in order, and the
+    (job id, URL) links."""
+    batch = [
+        {
+            **{name: getattr(row, name) for name in TEXT_COLUMNS},
+            "price": None if row.price is None else str(row.price),  # exact, as NUMERIC reads it
+            "sources": row.sources,
+            "scraped_at": _utc(row.scraped_at).isoformat(),
+            "position": position,
+        }
+        for position, row in enumerate(rows)
+    ]
+    links = [{"job_id": job_id, "canonical_url": url} for job_id, url in sorted(pairs)]
+    # json.dumps, as SQLAlchemy's JSON type writes ``sources`` on the step-by-step path: a
+    # json column keeps the very text it is given.
+    return {"rows": json.dumps(batch), "links": json.dumps(links)}
 
 
-def _array(name: str, item_type: Any) -> Any:
-    return cast(bind(name, type_=ARRAY(item_type)), ARRAY(item_type))
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value.astimezone(UTC)
 
 
-def _unbounded(column_type: Any) -> Any:
-    """The type of a column's values as the rows carry them: a cast to VARCHAR(n) would cut a
-    long value (the insert must reject it), one to NUMERIC(14, 4) would round a price before it
-    is compared with the stored one (the step-by-step path compares the scraped value)."""
-    if isinstance(column_type, String):
-        return Text()
-    if isinstance(column_type, Numeric):
-        return Numeric()
-    return column_type
+def _records(name: str, parameter: str, columns: dict[str, Any]) -> Any:
+    """``json_to_recordset(:parameter) AS name(column type, …)``."""
+    records = func.json_to_recordset(cast(bind(parameter, type_=Text()), JSON()))
+    table = records.table_valued(*(column(key, value) for key, value in columns.items()))
+    return table.render_derived(name=name, with_types=True)
 
 
 @cache
@@ -93,14 +106,20 @@ def store_statement() -> Any:
     existed in the snapshot)."""
     batch = _batch()
     stored = PRODUCTS.alias("stored")
-    in_batch = stored.join(batch, batch.c.canonical_url == stored.c.canonical_url)
+    # ``= ANY(ARRAY(…))``, not a join: the generic plan knows no batch size and, joining,
+    # would rather read a small table whole than look each URL up in the unique index.
+    in_batch = stored.c.canonical_url == any_(
+        func.array(select(batch.c.canonical_url).scalar_subquery())
+    )
     version = literal_column("stored.xmin")
     seen = select(stored.c.id, stored.c.canonical_url, version.label("version"))
-    seen = seen.select_from(in_batch).cte("seen")
-    # Locks the existing products in batch order (the order of the upsert's inserts) and,
-    # under READ COMMITTED, returns the latest committed version of each.
-    locked = select(stored.c.id, version.label("version")).select_from(in_batch)
-    locked = locked.order_by(batch.c.position).with_for_update(of=stored).cte("locked")
+    seen = seen.where(in_batch).cte("seen")
+    # Locks the existing products in canonical-URL order as Python sorts it (the order of the
+    # upsert's inserts: code points, i.e. bytewise) and, under READ COMMITTED, returns the
+    # latest committed version of each.
+    locked = select(stored.c.id, version.label("version")).where(in_batch)
+    locked = locked.order_by(stored.c.canonical_url.collate("C")).with_for_update()
+    locked = locked.cte("locked")
     upserted = _upsert(batch, locked)
     written = _written(batch, upserted, seen, locked)
     observed = _observe(written)
@@ -124,12 +143,13 @@ def store_statement() -> Any:
 
 
 def _batch() -> CTE:
-    types = {name: _unbounded(PRODUCTS.c[name].type) for name in ROW_COLUMNS}
-    unnested = func.unnest(*(_array(name, types[name]) for name in ROW_COLUMNS))
-    table = unnested.table_valued(
-        *(column(name, types[name]) for name in ROW_COLUMNS), with_ordinality="position"
-    )
-    return select(table.render_derived(name="batch")).cte("batch")
+    # Types as the rows carry the values: a cast to VARCHAR(n) would cut a long value (the
+    # insert must reject it), one to NUMERIC(14, 4) would round a price before it is compared
+    # with the stored one (the step-by-step path compares the scraped value).
+    types: dict[str, Any] = {name: Text() for name in TEXT_COLUMNS}
+    types |= {"price": Numeric(), "sources": JSON(), "scraped_at": DateTime(timezone=True)}
+    types["position"] = Integer()
+    return select(_records("batch", "rows", types)).cte("batch")
 
 
 def _upsert(batch: CTE, locked: CTE) -> CTE:
@@ -223,13 +243,7 @@ def _observe(written: CTE) -> CTE:
 
 def _link(upserted: CTE, seen: CTE) -> CTE:
     """Link (job, URL) pairs of existing jobs to their products, older scrapes' included."""
-    job_ids, urls = _array("link_job_ids", Text()), _array("link_urls", Text())
-    pairs = func.unnest(job_ids, urls).table_valued(
-        column("job_id", Text()),
-        column("canonical_url", Text()),
-        with_ordinality="position",
-    )
-    pairs = pairs.render_derived(name="pairs")
+    pairs = _records("pairs", "links", {"job_id": Text(), "canonical_url": Text()})
     product_id = func.coalesce(upserted.c.id, seen.c.id)
     matches = (
         select(pairs.c.job_id, product_id)
@@ -239,7 +253,7 @@ def _link(upserted: CTE, seen: CTE) -> CTE:
             .outerjoin(seen, seen.c.canonical_url == pairs.c.canonical_url)
         )
         .where(product_id.is_not(None))
-        .order_by(pairs.c.position)
+        .order_by(pairs.c.job_id, pairs.c.canonical_url)
     )
     statement = insert(LINKS).from_select(["job_id", "product_id"], matches)
     return statement.on_conflict_do_nothing().cte("linked")
