@@ -219,7 +219,10 @@ SCENARIOS: dict[str, list[list[ScrapedRow]]] = {
         [row(2, "10.00", at=LATER + timedelta(hours=1))],
     ],
     "URLs that sort differently by collation": [
-        [row(n, job="job-1") for n in ("B", "a", "ä", "Z", "_", "10", "9")],
+        [row(n, job="job-1") for n in ("B", "a", "ä", "Z", "_", "10", "9", "😀")],
+    ],
+    "text beyond ASCII": [
+        [row(1, name='Crème brûlée 😀 \\ "x"', sources={"name": "microdata ✓", "n": "a\tb"})]
     ],
 }
 
