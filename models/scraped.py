@@ -103,7 +103,9 @@ def _store_in_one_statement(session: Session, rows: Sequence[ScrapedRow]) -> Ups
         outcomes = session.execute(
             store_statement(), store_parameters(chunk, chunk_pairs), bind_arguments=_SCRAPING
         ).all()
-        ids = {each.canonical_url: each.product_id for each in outcomes if each.product_id}
+        ids = {
+            each.canonical_url: each.product_id for each in outcomes if each.product_id is not None
+        }
         result.product_ids.update(ids)
         result.products += len(ids)
         result.observations += sum(1 for each in outcomes if each.observed)

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Text, cast, func, select, text
@@ -19,6 +20,7 @@ from models import (
     ScrapeJob,
     ScrapeJobProduct,
     ScrapingBase,
+    create_database,
 )
 from models.scraped import (
     ScrapedRow,
@@ -28,6 +30,8 @@ from models.scraped import (
     fresh_products,
     upsert_scraped_products,
 )
+from shelfwatch import migrate
+from shelfwatch.config import Settings
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 Store = Callable[[Session, Sequence[ScrapedRow]], UpsertResult]
@@ -316,3 +320,18 @@ def test_an_older_scrape_of_a_product_another_writer_inserts_is_linked(
     result = _second_writer_behind_the_first(database, [newer], [older])
     assert (result.products, result.observations) == (0, 0)
     assert links(database) == [("job-1", "1"), ("job-2", "1")]
+
+
+def test_the_embedded_mode_stores_in_steps_on_sqlite(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    migrate.upgrade(settings)
+    sqlite_database = create_database(settings)
+    try:
+        _job(sqlite_database, "job-1")
+        assert store(sqlite_database, [row(1), row(2, job="no-such-job")]) == (2, 2)
+        later = [row(1, "12.5", at=LATER), row(2, "10.0", at=LATER)]
+        assert store(sqlite_database, later) == (2, 1)
+        assert store(sqlite_database, [row(2, "1.00")]) == (0, 0)  # older: skipped, linked
+        assert links(sqlite_database) == [("job-1", "1"), ("job-1", "2")]
+    finally:
+        sqlite_database.dispose()
