@@ -18,7 +18,9 @@ The products are locked (in canonical-URL order, so two batches cannot deadlock)
 transaction ends, and the offers are compared with the history as it stands once those locks
 are held: under READ COMMITTED that includes every observation a concurrent writer of the same
 products committed. So concurrent writers, retried jobs and repeated crawls add no duplicate
-history.
+history. (The one statement locks the products its snapshot sees first, then the new ones,
+each in that order: two batches can deadlock when a third writer commits one of their products
+between their snapshots. PostgreSQL then cancels one of them, 40P01, and the pipeline retries.)
 """
 
 from __future__ import annotations
