@@ -1,19 +1,26 @@
 """Storing scraped products: batched upserts, price history on change, freshness look-ups.
 
-`upsert_scraped_products` writes a batch in two statements inside the caller's transaction:
+`upsert_scraped_products` stores a batch inside the caller's transaction. Its effects, in order:
 
-1. one multi-row ``INSERT … ON CONFLICT (canonical_url) DO UPDATE … RETURNING`` (PostgreSQL
-   and SQLite alike) that keeps the latest values, moves ``last_seen_at`` and tags ``job_id``;
-   an older scrape (a late retry) never overwrites a newer one;
-2. one multi-row ``INSERT`` of price observations for the products whose price, currency or
-   availability differ from their latest observation;
-3. (rows of a job) one ``INSERT … SELECT … ON CONFLICT DO NOTHING`` of the job ↔ product links
-   that make the job's items, older scrapes included (their product keeps newer values).
+1. an ``INSERT … ON CONFLICT (canonical_url) DO UPDATE … RETURNING`` that keeps the latest
+   values, moves ``last_seen_at`` and tags ``job_id``; an older scrape (a late retry) never
+   overwrites a newer one;
+2. an ``INSERT`` of price observations for the products whose price, currency or availability
+   differ from their latest observation;
+3. (rows of a job) an ``INSERT … ON CONFLICT DO NOTHING`` of the job ↔ product links that make
+   the job's items, older scrapes included (their product keeps newer values).
 
-The first statement locks the batch's product rows (in canonical-URL order, so two batches
-cannot deadlock) until the transaction ends; the second starts after those locks are held and,
-under READ COMMITTED, sees every observation a concurrent writer of the same products
-committed. So concurrent writers, retried jobs and repeated crawls add no duplicate history.
+On PostgreSQL the three are one statement (``models/scraped_statement.py``): one round trip.
+Elsewhere (SQLite, the embedded mode) they are separate statements, the second preceded by a
+look-up of the latest observations.
+
+The products are locked (in canonical-URL order, so two batches cannot deadlock) until the
+transaction ends, and the offers are compared with the history as it stands once those locks
+are held: under READ COMMITTED that includes every observation a concurrent writer of the same
+products committed. So concurrent writers, retried jobs and repeated crawls add no duplicate
+history. (The one statement locks the products its snapshot sees first, then the new ones,
+each in that order: two batches can deadlock when a third writer commits one of their products
+between their snapshots. PostgreSQL then cancels one of them, 40P01, and the pipeline retries.)
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.base import utcnow
+from models.scraped_statement import store_parameters, store_statement
 from models.scraping import PriceObservation, ScrapedProduct, ScrapeJob, ScrapeJobProduct
 
 # Core statements (no ORM entity in them) find the scraping engine through this.
@@ -75,8 +83,56 @@ def upsert_scraped_products(session: Session, rows: Iterable[ScrapedRow]) -> Ups
     """Store ``rows`` (latest values per canonical URL), their price changes and, for rows of a
     job, that the job has the product among its items."""
     rows = list(rows)
+    if session.get_bind(ScrapedProduct).dialect.name == "postgresql":
+        return _store_in_one_statement(session, rows)
+    return _store_in_steps(session, rows)
+
+
+def _latest_per_url(rows: Sequence[ScrapedRow]) -> list[ScrapedRow]:
+    """One row per canonical URL, its latest scrape, in canonical-URL order (the lock order)."""
     latest = {row.canonical_url: row for row in sorted(rows, key=lambda r: r.scraped_at)}
-    ordered = [latest[key] for key in sorted(latest)]
+    return [latest[key] for key in sorted(latest)]
+
+
+def _store_in_one_statement(session: Session, rows: Sequence[ScrapedRow]) -> UpsertResult:
+    ordered = _latest_per_url(rows)
+    pairs = {(row.job_id, row.canonical_url) for row in rows if row.job_id}
+    result = UpsertResult()
+    for start in range(0, len(ordered), STATEMENT_ROWS):
+        chunk = ordered[start : start + STATEMENT_ROWS]
+        urls = {row.canonical_url for row in chunk}
+        chunk_pairs = {(job_id, url) for job_id, url in pairs if url in urls}
+        outcomes = session.execute(
+            store_statement(), store_parameters(chunk, chunk_pairs), bind_arguments=_SCRAPING
+        ).all()
+        ids = {
+            each.canonical_url: each.product_id for each in outcomes if each.product_id is not None
+        }
+        result.product_ids.update(ids)
+        result.products += len(ids)
+        result.observations += sum(1 for each in outcomes if each.observed)
+        result.observations += _recheck_offers(session, chunk, outcomes, ids)
+        if any(each.product_id is None and not each.stored for each in outcomes):
+            # An older scrape of a product another writer inserted after the statement's
+            # snapshot: the statement could not see its id; this statement can.
+            link_job_products(session, chunk_pairs)
+    return result
+
+
+def _recheck_offers(
+    session: Session, rows: Sequence[ScrapedRow], outcomes: Sequence[Any], ids: dict[str, int]
+) -> int:
+    """Compare again, in a statement of their own, the offers of the products another writer
+    changed after the one statement's snapshot (it left them alone)."""
+    recheck = {each.canonical_url for each in outcomes if each.recheck}
+    if not recheck:
+        return 0
+    rechecked = [row for row in rows if row.canonical_url in recheck]
+    return _insert_changed_offers(session, rechecked, {url: ids[url] for url in recheck})
+
+
+def _store_in_steps(session: Session, rows: Sequence[ScrapedRow]) -> UpsertResult:
+    ordered = _latest_per_url(rows)
     result = UpsertResult()
     for start in range(0, len(ordered), STATEMENT_ROWS):
         chunk = ordered[start : start + STATEMENT_ROWS]

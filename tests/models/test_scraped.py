@@ -3,19 +3,47 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import Text, cast, func, select, text
+from sqlalchemy.orm import Session
 
-from models import Database, PriceObservation, ScrapedProduct, ScrapeJob, ScrapeJobProduct
-from models.scraped import ScrapedRow, fresh_products, upsert_scraped_products
+from models import (
+    Database,
+    PriceObservation,
+    ScrapedProduct,
+    ScrapeJob,
+    ScrapeJobProduct,
+    ScrapingBase,
+    create_database,
+)
+from models.scraped import (
+    ScrapedRow,
+    UpsertResult,
+    _store_in_one_statement,
+    _store_in_steps,
+    fresh_products,
+    upsert_scraped_products,
+)
+from shelfwatch import migrate
+from shelfwatch.config import Settings
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+Store = Callable[[Session, Sequence[ScrapedRow]], UpsertResult]
 
 
 def row(
-    n: int, price: str = "10.00", *, at: datetime = T0, job: str = "job-1", **extra: object
+    n: int | str,
+    price: str | None = "10.00",
+    *,
+    at: datetime = T0,
+    job: str | None = "job-1",
+    **extra: object,
 ) -> ScrapedRow:
     values: dict[str, object] = {
         "canonical_url": f"https://shop.example/p/{n}",
@@ -23,7 +51,7 @@ def row(
         "domain": "shop.example",
         "scraped_at": at,
         "name": f"Product {n}",
-        "price": Decimal(price),
+        "price": None if price is None else Decimal(price),
         "currency": "EUR",
         "availability": "in_stock",
         "job_id": job,
@@ -158,3 +186,152 @@ def test_rows_naming_no_existing_job_are_stored_without_links(database: Database
     # A crawl outside any job, or a spider run by hand with a made-up job_id argument.
     assert store(database, [row(1, job="no-such-job"), row(2, job=None)]) == (2, 2)
     assert links(database) == []
+
+
+# The one statement (PostgreSQL) against the step-by-step path it replaced: same rows left in
+# the three tables, same results, batch after batch.
+LATER = T0 + timedelta(hours=1)
+SCENARIOS: dict[str, list[list[ScrapedRow]]] = {
+    "new products": [[row(1), row(2, "3.00", job="job-2", sources={"price": "jsonld"})]],
+    "the same offer again adds no observation": [[row(1)], [row(1, at=LATER)]],
+    "a changed price": [[row(1)], [row(1, "11.00", at=LATER)]],
+    "a changed currency or availability": [
+        [row(1), row(2)],
+        [row(1, at=LATER, currency="USD"), row(2, at=LATER, availability="out_of_stock")],
+    ],
+    "12.50 equals 12.5": [[row(1, "12.50")], [row(1, "12.5", at=LATER)]],
+    "more decimals than stored": [[row(1, "1.23456")], [row(1, "1.23456", at=LATER)]],
+    "a stale scrape is skipped but linked": [
+        [row(1, at=LATER, job="job-2")],
+        [row(1, "9.00", job="job-1"), row(2, job="job-1")],
+    ],
+    "an equally recent scrape overwrites": [[row(1, "4.00")], [row(1, "5.00", job="job-2")]],
+    "duplicate URLs in one batch": [
+        [
+            row(1, "5.00", job="job-1"),
+            row(1, "6.00", at=T0 + timedelta(seconds=1), job="job-3"),
+            row(2),
+            row(1, "4.00", job="job-2"),
+        ]
+    ],
+    "rows of two jobs": [[row(1, job="job-1"), row(2, job="job-2"), row(3, job="job-1")]],
+    "an unknown job id": [[row(1, job="no-such-job"), row(2)]],
+    "no job id": [[row(1, job=None), row(2, job=None)], [row(1, "2.00", at=LATER, job=None)]],
+    "no price or currency": [
+        [row(1, None, currency=None), row(2)],
+        [row(1, None, at=LATER, currency=None), row(2, None, at=LATER)],
+        [row(2, "10.00", at=LATER + timedelta(hours=1))],
+    ],
+    "URLs that sort differently by collation": [
+        [row(n, job="job-1") for n in ("B", "a", "ä", "Z", "_", "10", "9", "😀")],
+    ],
+    "text beyond ASCII": [
+        [row(1, name='Crème brûlée 😀 \\ "x"', sources={"name": "microdata ✓", "n": "a\tb"})]
+    ],
+}
+
+
+def _state(database: Database) -> dict[str, list[tuple[object, ...]]]:
+    products, observations = ScrapedProduct.__table__, PriceObservation.__table__
+    links = ScrapeJobProduct.__table__
+    columns = [cast(c, Text) if c.name == "sources" else c for c in products.c]  # json's text
+    with database.scraping.connect() as connection:
+        return {
+            "products": list(connection.execute(select(*columns).order_by(products.c.id))),
+            "observations": list(connection.execute(select(observations).order_by("id"))),
+            "links": list(connection.execute(select(links).order_by("job_id", "product_id"))),
+        }
+
+
+def _run(database: Database, store: Store, batches: list[list[ScrapedRow]]) -> list[object]:
+    for job_id in ("job-1", "job-2", "job-3"):
+        _job(database, job_id)
+    results: list[object] = []
+    for batch in batches:
+        with database.transaction() as session:
+            results.append(store(session, batch))
+    results.append(_state(database))
+    tables = [f"{t.schema}.{t.name}" for t in ScrapingBase.metadata.sorted_tables]
+    with database.scraping.begin() as connection:
+        connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+    return results
+
+
+@pytest.mark.parametrize("batches", SCENARIOS.values(), ids=SCENARIOS.keys())
+def test_one_statement_leaves_what_the_steps_leave(
+    database: Database, batches: list[list[ScrapedRow]]
+) -> None:
+    steps = _run(database, _store_in_steps, batches)
+    assert _run(database, _store_in_one_statement, batches) == steps
+
+
+def _wait_for_a_lock_wait(database: Database) -> None:
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with database.scraping.connect() as connection:
+            if connection.scalar(waiting):
+                return
+        time.sleep(0.01)
+    raise AssertionError("the second writer never waited for the first")
+
+
+def _second_writer_behind_the_first(
+    database: Database, first: list[ScrapedRow], second: list[ScrapedRow]
+) -> UpsertResult:
+    """Store ``second`` while the transaction storing ``first`` holds its locks: the second
+    statement's snapshot predates the first's commit."""
+    results: list[UpsertResult] = []
+
+    def write_second() -> None:
+        with database.transaction() as session:
+            results.append(upsert_scraped_products(session, second))
+
+    with database.transaction() as session:
+        upsert_scraped_products(session, first)
+        writer = threading.Thread(target=write_second)
+        writer.start()
+        _wait_for_a_lock_wait(database)
+    writer.join()
+    return results[0]
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["updated", "inserted"])
+def test_a_writer_that_waited_for_another_adds_no_duplicate_history(
+    database: Database, existing: bool
+) -> None:
+    if existing:
+        store(database, [row(n) for n in range(3)])
+    changed = [row(n, "7.00", at=T0 + timedelta(minutes=1)) for n in range(3)]
+    result = _second_writer_behind_the_first(database, changed, changed)
+    assert (result.products, result.observations) == (3, 0)
+    assert counts(database) == (3, 6 if existing else 3)
+
+
+def test_an_older_scrape_of_a_product_another_writer_inserts_is_linked(
+    database: Database,
+) -> None:
+    _job(database, "job-1")
+    _job(database, "job-2")
+    newer, older = row(1, at=LATER, job="job-2"), row(1, "9.00", job="job-1")
+    result = _second_writer_behind_the_first(database, [newer], [older])
+    assert (result.products, result.observations) == (0, 0)
+    assert links(database) == [("job-1", "1"), ("job-2", "1")]
+
+
+def test_the_embedded_mode_stores_in_steps_on_sqlite(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    migrate.upgrade(settings)
+    sqlite_database = create_database(settings)
+    try:
+        _job(sqlite_database, "job-1")
+        assert store(sqlite_database, [row(1), row(2, job="no-such-job")]) == (2, 2)
+        later = [row(1, "12.5", at=LATER), row(2, "10.0", at=LATER)]
+        assert store(sqlite_database, later) == (2, 1)
+        assert store(sqlite_database, [row(2, "1.00")]) == (0, 0)  # older: skipped, linked
+        assert links(sqlite_database) == [("job-1", "1"), ("job-1", "2")]
+    finally:
+        sqlite_database.dispose()
