@@ -267,7 +267,8 @@ _ends = (
     )
     .render_derived("ends", with_types=True)
 )
-_finished_many = (
+# The chunks still this attempt's take their ends.
+_END_CHUNKS = (
     update(_chunks)
     .where(
         _chunks.c.id == _ends.c.chunk_id,
@@ -280,9 +281,8 @@ _finished_many = (
         error=_ends.c.error,
         finished_at=bindparam("end_now"),
     )
-    .returning(_chunks.c.job_id)
-    .cte("finished_many")
 )
+_finished_many = _END_CHUNKS.returning(_chunks.c.job_id).cte("finished_many")
 _done_counts = (
     select(_finished_many.c.job_id, func.count().label("finished"))
     .group_by(_finished_many.c.job_id)
@@ -319,22 +319,9 @@ _FINALIZE_MANY = (
 # One-chunk jobs only (as a worker knows from its claim): the chunks' ends and their jobs'
 # final values in one statement, which runs autocommitted. A job whose cancel was asked for
 # ends cancelled, as ``final_status`` has it.
-_finished_alone = (
-    update(_chunks)
-    .where(
-        _chunks.c.id == _ends.c.chunk_id,
-        _chunks.c.status == JobStatus.RUNNING.value,
-        _chunks.c.attempts == _ends.c.attempt,
-    )
-    .values(
-        status=_ends.c.status,
-        stats=_ends.c.stats,
-        error=_ends.c.error,
-        finished_at=bindparam("end_now"),
-    )
-    .returning(_chunks.c.job_id, _ends.c.final_status, _ends.c.final_stats, _ends.c.final_error)
-    .cte("finished_alone")
-)
+_finished_alone = _END_CHUNKS.returning(
+    _chunks.c.job_id, _ends.c.final_status, _ends.c.final_stats, _ends.c.final_error
+).cte("finished_alone")
 _FINISH_ALONE = (
     update(_jobs)
     .where(
@@ -544,18 +531,7 @@ def claim_chunk(
             return None
         params["job_id"] = claimed.job_id
         job = session.execute(_CLAIM_JOB_BY_ID, params, bind_arguments=_SCRAPING).one()
-    return ClaimedChunk(
-        chunk_id=chunk_id,
-        job_id=claimed.job_id,
-        attempt=claimed.attempts,
-        spider=job.spider,
-        urls=list(claimed.urls),
-        args=dict(job.args or {}),
-        max_age=job.max_age,
-        job_settings=dict(job.settings or {}),
-        lease=lease,
-        chunks_total=job.chunks_total,
-    )
+    return _claimed_chunk(chunk_id, claimed, job, lease)
 
 
 def heartbeat(session: Session, chunk: ClaimedChunk) -> ChunkControl:
@@ -637,7 +613,7 @@ def claim_chunks(
         return [chunk for chunk in taken if chunk is not None]
     params = _claim_params(claims, worker, lease)
     rows = session.execute(_CLAIM_MANY, params, bind_arguments=_SCRAPING).all()
-    return [_claimed_chunk(row, lease) for row in rows]
+    return [_claimed_chunk(row.id, row, row, lease) for row in rows]
 
 
 def claim_chunks_committed(
@@ -658,7 +634,8 @@ def claim_chunks_committed(
     params = _claim_params(claims, worker, lease)
     params["claims"] = Json(params["claims"])
     rows = fetch_all_autocommitted(db.scraping, _CLAIM_MANY, params)
-    return [_claimed_chunk(_ClaimRow(*row), lease) for row in rows]
+    claimed = [_ClaimRow(*row) for row in rows]
+    return [_claimed_chunk(row.id, row, row, lease) for row in claimed]
 
 
 def _claim_params(
@@ -687,18 +664,19 @@ class _ClaimRow(NamedTuple):
     chunks_total: int
 
 
-def _claimed_chunk(row: Any, lease: timedelta) -> ClaimedChunk:
+def _claimed_chunk(chunk_id: int, claimed: Any, job: Any, lease: timedelta) -> ClaimedChunk:
+    """From the claimed chunk's row (job id, attempts, URLs) and its job's (``_JOB_FIELDS``)."""
     return ClaimedChunk(
-        chunk_id=row.id,
-        job_id=row.job_id,
-        attempt=row.attempts,
-        spider=row.spider,
-        urls=list(row.urls),
-        args=dict(row.args or {}),
-        max_age=row.max_age,
-        job_settings=dict(row.settings or {}),
+        chunk_id=chunk_id,
+        job_id=claimed.job_id,
+        attempt=claimed.attempts,
+        spider=job.spider,
+        urls=list(claimed.urls),
+        args=dict(job.args or {}),
+        max_age=job.max_age,
+        job_settings=dict(job.settings or {}),
         lease=lease,
-        chunks_total=row.chunks_total,
+        chunks_total=job.chunks_total,
     )
 
 
