@@ -310,6 +310,26 @@ def test_items_lists_the_products_the_job_stored(
     assert [i["name"] for i in rest["items"]] == ["Thing 1"] and rest["next_cursor"] is None
 
 
+def test_items_of_someone_elses_job_are_404_and_an_admin_sees_them(
+    client: FlaskClient, clerk: Account, manager: Account, admin: Account, database: Database
+) -> None:
+    theirs, empty = submit(client, manager).json, submit(client, clerk).json
+    _store(database, theirs["id"], range(2))
+
+    def items(job_id: str, account: Account) -> tuple[int, Any]:
+        response = client.get(f"/api/v1/scrape-jobs/{job_id}/items", headers=account.headers)
+        return response.status_code, response.json
+
+    status, body = items(theirs["id"], clerk)
+    assert (status, body["type"]) == (404, "/problems/not-found")
+    assert items("no-such-job", clerk)[0] == items("no-such-job", admin)[0] == 404
+    assert [item["name"] for item in items(theirs["id"], admin)[1]["items"]] == [
+        "Thing 0",
+        "Thing 1",
+    ]
+    assert items(empty["id"], clerk) == (200, {"items": [], "next_cursor": None})
+
+
 def test_a_later_job_scraping_the_same_page_leaves_the_earlier_jobs_items(
     client: FlaskClient, clerk: Account, database: Database
 ) -> None:
