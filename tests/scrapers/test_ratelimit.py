@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -10,24 +11,34 @@ from pathlib import Path
 
 import redis
 
-from scrapers.middlewares.ratelimit import LocalTokenBucket, parse_overrides, rate_for
+from scrapers.middlewares.ratelimit import (
+    LocalTokenBucket,
+    RedisTokenBucket,
+    parse_overrides,
+    rate_for,
+)
 from shelfwatch.config import Settings
 from tests.scrapers.servers import ROOT, Site, SiteServer, html_response, product_page, run_crawl
 
 # Each process takes its tokens and sleeps as told; it prints when each request may go.
 WORKER = """
-import json, sys, time, redis
+import asyncio, json, sys, time
 from scrapers.middlewares.ratelimit import RedisTokenBucket
 url, prefix = sys.argv[1], sys.argv[2]
 count, rate, start_at = int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
-bucket = RedisTokenBucket(redis.Redis.from_url(url), prefix)
-time.sleep(max(0.0, start_at - time.time()))
-times = []
-for _ in range(count):
-    wait = bucket.reserve("shop.example", rate, 1.0)
-    times.append(time.time() + wait)  # the instant the bucket granted, free of sleep jitter
-    time.sleep(wait)
-print(json.dumps(times))
+
+async def main():
+    bucket = RedisTokenBucket(url, prefix)
+    await asyncio.sleep(max(0.0, start_at - time.time()))
+    times = []
+    for _ in range(count):
+        wait = await bucket.reserve("shop.example", rate, 1.0)
+        times.append(time.time() + wait)  # the instant the bucket granted, free of sleep jitter
+        await asyncio.sleep(wait)
+    await bucket.close()
+    print(json.dumps(times))
+
+asyncio.run(main())
 """
 
 
@@ -75,6 +86,19 @@ def test_the_local_bucket_paces_at_the_rate() -> None:
     assert bucket.reserve("b.example", 4.0, 1.0) == 0.0  # per domain
     now[0] += 10
     assert bucket.reserve("a.example", 4.0, 1.0) == 0.0
+
+
+def test_the_shared_bucket_falls_back_to_the_process_while_redis_is_away() -> None:
+    bucket = RedisTokenBucket("redis://127.0.0.1:1/0", "nowhere:")
+
+    async def waits() -> list[float]:
+        taken = [await bucket.reserve("a.example", 4.0, 1.0) for _ in range(3)]
+        await bucket.close()
+        return taken
+
+    first, second, third = asyncio.run(waits())
+    # The process's own bucket at the same rate: 0, then a quarter second more each time.
+    assert first == 0.0 and 0.2 < second <= 0.25 and 0.45 < third <= 0.5
 
 
 def test_overrides_match_the_domain_and_its_subdomains() -> None:
