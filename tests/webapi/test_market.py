@@ -20,7 +20,7 @@ from shelfwatch.config import Settings
 from tasks.app import create_celery_app
 from tasks.beat import DatabaseScheduler
 from tasks.context import TaskContext
-from tasks.product_cache import invalidate_scraped_products
+from tasks.job_events import announce
 from tests.conftest import Account
 from tests.inventory_factories import make_product
 from tests.tasks.scrape_support import WorkerProcess, wait_for, worker_test_settings
@@ -60,7 +60,8 @@ def _store(
 
 def _workers_stored_products(settings: Settings) -> None:
     """What a worker does after a chunk stored products: bump the scraped generation."""
-    invalidate_scraped_products(TaskContext(settings))
+    worker = TaskContext(settings)
+    announce(worker.redis, settings.redis_prefix, ended=[], stored=True)
 
 
 def _problem(response: Any, status: int, type_: str) -> None:

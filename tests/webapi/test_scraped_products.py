@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
 import redis
@@ -14,7 +13,7 @@ from flask.testing import FlaskClient
 from models import Database, PriceObservation, ScrapedProduct
 from models.base import utcnow
 from shelfwatch.config import Settings
-from tasks.product_cache import invalidate_scraped_products
+from tasks.job_events import announce
 from tests.conftest import Account
 from tests.services import REDIS_URL
 
@@ -97,8 +96,7 @@ def test_listing_is_cached_until_a_job_stores_data(
     assert len(stale.json["items"]) == 1, "served from the cache until invalidated"
 
     # What a worker does when a chunk stored products.
-    worker = SimpleNamespace(settings=settings, redis=redis.Redis.from_url(REDIS_URL))
-    invalidate_scraped_products(worker)
+    announce(redis.Redis.from_url(REDIS_URL), settings.redis_prefix, ended=[], stored=True)
     fresh = client.get("/api/v1/scraped-products", headers=clerk.headers)
     assert fresh.headers["X-Cache"] == "miss" and len(fresh.json["items"]) == 2
 
