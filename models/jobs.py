@@ -704,16 +704,7 @@ def finish_chunks(
     if not _postgresql(session):
         return _finish_one_by_one(session, results)
     now = utcnow()
-    ends = [
-        {
-            "chunk_id": r.chunk.chunk_id,
-            "attempt": r.chunk.attempt,
-            "status": r.status.value,
-            "stats": r.stats,
-            "error": _clip(r.error),
-        }
-        for r in results
-    ]
+    ends = [_end_values(r) for r in results]
     progress = session.execute(
         _FINISH_MANY, {"ends": ends, "end_now": now}, bind_arguments=_SCRAPING
     ).all()
@@ -755,25 +746,25 @@ def finish_chunks_committed(
             return finish_chunks(session, results, worker)
     ends = []
     for r in results:
-        error = _clip(r.error)
-        ended = _ChunkEnd(r.status.value, r.stats, error, worker[:200])
+        end = _end_values(r)
+        ended = _ChunkEnd(end["status"], end["stats"], end["error"], worker[:200])
         final = _final_values(r.chunk.job_id, [ended], cancelled=False)
-        ends.append(
-            {
-                "chunk_id": r.chunk.chunk_id,
-                "attempt": r.chunk.attempt,
-                "status": r.status.value,
-                "stats": r.stats,
-                "error": error,
-                "final_status": final["status"],
-                "final_stats": final["stats"],
-                "final_error": final["error"],
-            }
-        )
+        ends.append(end | {f"final_{key}": final[key] for key in ("status", "stats", "error")})
     values = {"ends": Json(ends), "end_now": utcnow()}
     found = dict(fetch_all_autocommitted(db.scraping, _FINISH_ALONE, values))
     ended = (r.chunk.job_id for r in results if r.chunk.job_id in found)
     return {job_id: JobStatus(found[job_id]) for job_id in ended}
+
+
+def _end_values(result: ChunkResult) -> dict[str, Any]:
+    """One chunk's end, as ``_ends`` reads it."""
+    return {
+        "chunk_id": result.chunk.chunk_id,
+        "attempt": result.chunk.attempt,
+        "status": result.status.value,
+        "stats": result.stats,
+        "error": _clip(result.error),
+    }
 
 
 def _finish_one_by_one(session: Session, results: Sequence[ChunkResult]) -> dict[str, JobStatus]:
