@@ -1,4 +1,15 @@
-"""The product catalogue."""
+"""The product catalogue.
+
+On PostgreSQL ``products`` is partitioned by owner: ``PARTITION BY HASH (owner_id)`` into
+``PARTITIONS`` tables ``products_p0`` … (migration 0005). A query that names the owner (a
+manager's own listing, ``?owner_id=``, the SKU uniqueness check, the stock tables' foreign
+keys) reads one partition; one owner's rows and index pages stay together, and each partition
+is vacuumed and indexed on its own. A partitioned table's unique keys must hold the partition
+key, so the database's primary key there is ``(id, owner_id)`` (ids still come from one
+sequence), and the stock tables refer to a product by ``(product_owner_id, product_id)``. The
+mapping keeps ``id`` as the identity: SQLite (embedded mode) has no partitioning and keeps its
+one-column key.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +21,22 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import BigId, InventoryBase, UTCDateTime, utcnow
 
+# Hash partitions of ``products`` on PostgreSQL (fixed by migration 0005; changing it means
+# re-creating the table).
+PARTITIONS = 8
+
+
+def partition_names() -> tuple[str, ...]:
+    return tuple(f"products_p{n}" for n in range(PARTITIONS))
+
 
 class Product(InventoryBase):
     __tablename__ = "products"
     __table_args__ = (
         UniqueConstraint("owner_id", "sku"),
+        # What the stock tables' (product_owner_id, product_id) foreign keys refer to (an
+        # index, so SQLite could add it without rebuilding the table under its stock rows).
+        Index("uq_products_owner_id_id", "owner_id", "id", unique=True),
         CheckConstraint("price >= 0", name="price_not_negative"),
         Index("ix_products_owner_id_created_at_id", "owner_id", "created_at", "id"),
         Index("ix_products_created_at_id", "created_at", "id"),

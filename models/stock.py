@@ -9,8 +9,10 @@ Concurrency (PostgreSQL under READ COMMITTED, and SQLite):
   deadlock; the shells still retry SQLSTATE 40P01/40001 (``retrying``) as a safety net;
 - a keyed request whose key exists changes nothing and replays; a concurrent twin waits on the
   unique index of (created_by, idempotency_key) and then replays instead of applying twice;
-- the ledger's foreign keys find unknown products and warehouses, so the happy path costs no
-  lookup query; a refused movement pays for the queries that say why.
+- the ledger's foreign keys find unknown warehouses, and the product's owner (which each stock
+  row names, ``products`` being partitioned by owner) is read inside the same statement, so
+  the happy path costs no separate lookup; a refused movement pays for the queries that say
+  why.
 
 On PostgreSQL the whole movement is ONE statement (``stock_statements.MOVE_SQL``): one round
 trip, and none for BEGIN/COMMIT when ``move_stock`` runs it autocommitted. SQLite (embedded
@@ -332,7 +334,7 @@ def _unknown_reference(
 ) -> Exception:
     """Which reference a failed ledger insert named (its foreign keys check them for free)."""
     constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None) or ""
-    if constraint.startswith("fk_stock_movements_product_id"):
+    if constraint.startswith("fk_stock_movements_product_owner_id"):
         return UnknownProduct(request.product_id)
     if constraint.startswith("fk_stock_movements_from_warehouse_id"):
         return UnknownWarehouse({request.from_warehouse_id or 0})

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from models.products import Product
 from models.stock_tables import StockLevel, StockMovement
 
 LEDGER = StockMovement.__table__
@@ -36,6 +37,17 @@ LEDGER_VALUES = (
 )
 
 
+def _product_owner() -> Any:
+    """The product's owner, which a stock row names with the product (NULL: no such product,
+    which the row's NOT NULL column then refuses)."""
+    products = Product.__table__
+    return (
+        select(products.c.owner_id)
+        .where(products.c.id == bindparam("v_product_id"))
+        .scalar_subquery()
+    )
+
+
 @dataclass(frozen=True)
 class LedgerStatements:
     insert_movement: Any  # → the new id
@@ -47,7 +59,8 @@ class LedgerStatements:
 @cache
 def ledger_statements(dialect_name: str) -> LedgerStatements:
     dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    insert = dialect_insert(LEDGER).values({name: bindparam(f"v_{name}") for name in LEDGER_VALUES})
+    values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in LEDGER_VALUES}
+    insert = dialect_insert(LEDGER).values({**values, "product_owner_id": _product_owner()})
     keyed = insert.on_conflict_do_nothing(
         index_elements=[LEDGER.c.created_by, LEDGER.c.idempotency_key]
     )
@@ -79,6 +92,7 @@ def _take() -> Any:
 def _put(dialect_insert: Any) -> Any:
     insert = dialect_insert(LEVELS).values(
         product_id=bindparam("v_product_id"),
+        product_owner_id=_product_owner(),
         warehouse_id=bindparam("v_warehouse_id"),
         quantity=bindparam("v_quantity"),
         version=1,
@@ -97,12 +111,15 @@ def _put(dialect_insert: Any) -> Any:
 # PostgreSQL only: a whole movement in ONE statement (one round trip, no BEGIN/COMMIT of its
 # own under autocommit). Each step reads from the one before, so a later step runs only when
 # the earlier one did something:
+#   owner   the product's owner, which stock rows name with the product (products are
+#           partitioned by owner on PostgreSQL);
 #   fresh   no movement holds this (created_by, idempotency key) yet (NULL key: always fresh);
 #   locked  a transfer locks both level rows in warehouse-id order first (the fixed lock
 #           order: two opposite transfers never deadlock);
 #   taken   the conditional decrement; no row when the stock is short (or the row is absent);
 #   ready   fresh, and taken did its part (or there is nothing to take);
-#   ledger  the immutable row; a concurrent twin with the same key makes it wait on the
+#   ledger  the immutable row, naming the product's owner (no such product: no row, and the
+#           caller finds out why); a concurrent twin with the same key makes it wait on the
 #           unique index and then fail (23505), which rolls the whole statement back;
 #   put     the increment (creates the level on first receipt); a data-modifying CTE always
 #           runs to completion, read or not.
@@ -111,7 +128,9 @@ def _put(dialect_insert: Any) -> Any:
 # the stock check never works on a stale quantity. Only the new id comes back (the caller
 # knows every other value); no row back: nothing was changed.
 MOVE_SQL = f"""
-WITH fresh AS (
+WITH owner AS (
+    SELECT owner_id FROM products WHERE id = :v_product_id
+), fresh AS (
     SELECT WHERE NOT EXISTS (
         SELECT FROM stock_movements
         WHERE created_by = :v_created_by AND idempotency_key = :v_idempotency_key)
@@ -135,12 +154,14 @@ WITH fresh AS (
     SELECT FROM fresh
     WHERE :v_from_warehouse_id IS NULL OR EXISTS (SELECT FROM taken)
 ), ledger AS (
-    INSERT INTO stock_movements ({", ".join(LEDGER_VALUES)})
-    SELECT {", ".join(f":v_{name}" for name in LEDGER_VALUES)} FROM ready
-    RETURNING id, product_id, to_warehouse_id, quantity, created_at
+    INSERT INTO stock_movements ({", ".join(LEDGER_VALUES)}, product_owner_id)
+    SELECT {", ".join(f":v_{name}" for name in LEDGER_VALUES)}, owner.owner_id
+    FROM ready, owner
+    RETURNING id, product_id, product_owner_id, to_warehouse_id, quantity, created_at
 ), put AS (
-    INSERT INTO stock_levels AS level (product_id, warehouse_id, quantity, version, updated_at)
-    SELECT product_id, to_warehouse_id, quantity, 1, created_at FROM ledger
+    INSERT INTO stock_levels AS level
+        (product_id, product_owner_id, warehouse_id, quantity, version, updated_at)
+    SELECT product_id, product_owner_id, to_warehouse_id, quantity, 1, created_at FROM ledger
     WHERE to_warehouse_id IS NOT NULL
     ON CONFLICT (product_id, warehouse_id) DO UPDATE
     SET quantity = level.quantity + excluded.quantity,

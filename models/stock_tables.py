@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -29,16 +30,28 @@ class MovementKind(enum.StrEnum):
     ADJUSTMENT = "adjustment"
 
 
+def _product_reference() -> ForeignKeyConstraint:
+    """A stock row names its product with the product's owner: ``products`` is partitioned by
+    owner on PostgreSQL, so only ``(owner_id, id)`` is unique there. When an admin gives a
+    product to another owner the key follows (the ledger's facts do not change)."""
+    return ForeignKeyConstraint(
+        ["product_owner_id", "product_id"],
+        ["products.owner_id", "products.id"],
+        ondelete="RESTRICT",
+        onupdate="CASCADE",
+    )
+
+
 class StockLevel(InventoryBase):
     __tablename__ = "stock_levels"
     __table_args__ = (
         CheckConstraint("quantity >= 0", name="quantity_not_negative"),
         Index("ix_stock_levels_warehouse_id", "warehouse_id"),
+        _product_reference(),
     )
 
-    product_id: Mapped[int] = mapped_column(
-        ForeignKey("products.id", ondelete="RESTRICT"), primary_key=True
-    )
+    product_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    product_owner_id: Mapped[int] = mapped_column(BigId)
     warehouse_id: Mapped[int] = mapped_column(
         ForeignKey("warehouses.id", ondelete="RESTRICT"), primary_key=True
     )
@@ -68,11 +81,13 @@ class StockMovement(InventoryBase):
         Index("ix_stock_movements_from_warehouse_id", "from_warehouse_id"),
         Index("ix_stock_movements_to_warehouse_id", "to_warehouse_id"),
         Index("ix_stock_movements_created_at_id", "created_at", "id"),
+        _product_reference(),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    product_id: Mapped[int] = mapped_column(BigId)
+    product_owner_id: Mapped[int] = mapped_column(BigId)
     from_warehouse_id: Mapped[int | None] = mapped_column(
         ForeignKey("warehouses.id", ondelete="RESTRICT"), nullable=True
     )

@@ -10,6 +10,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 from models import InventoryBase, ScrapingBase, create_database
+from models.products import partition_names
 from shelfwatch import migrate
 from shelfwatch.config import Settings
 from tests.services import postgres_database, test_settings, unique_name
@@ -61,8 +62,16 @@ def _differences(settings: Settings) -> list[object]:
             def only_this_schema(name, type_, _parents, schema=schema):
                 return type_ != "schema" or name == schema
 
-            def no_version_table(_obj, name, type_, _reflected, _compare_to):
-                return not (type_ == "table" and name == "alembic_version")
+            def no_version_table(obj, name, type_, _reflected, _compare_to):
+                # A partition of products is products itself to the models; only the
+                # partitioning test looks at them.
+                # PostgreSQL also lists a foreign key per partition it refers to.
+                tables = {name} if type_ == "table" else {obj.table.name}
+                if type_ == "foreign_key_constraint":
+                    tables.add(obj.referred_table.name)
+                return not (type_ == "table" and name == "alembic_version") and not (
+                    tables & set(partition_names())
+                )
 
             with engine.connect() as connection:
                 context = MigrationContext.configure(
@@ -169,5 +178,92 @@ def test_job_items_are_kept_across_the_upgrade_to_job_links(
                 text("SELECT job_id, product_id FROM scraping.scrape_job_products ORDER BY 2")
             ).all()
         assert [tuple(link) for link in links] == [("job-1", 1), ("job-1", 2)]
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["scratch_pg", "scratch_sqlite"])
+def test_products_and_stock_are_kept_across_partitioning_by_owner(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    """0005 rebuilds products (partitioned by owner on PostgreSQL) and gives stock rows their
+    product's owner; down and up again keeps every row and the id sequence."""
+    settings: Settings = request.getfixturevalue(backend)
+    migrate.upgrade(settings, "0004")
+    db = create_database(settings)
+    try:
+        with db.primary.begin() as connection:
+            for user in (1, 2):
+                connection.execute(
+                    text(
+                        "INSERT INTO users (id, email, password_hash, role, is_active,"
+                        " created_at, updated_at) VALUES (:id, :email, 'x', 'manager', true,"
+                        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": user, "email": f"u{user}@example.test"},
+                )
+            connection.execute(
+                text(
+                    "INSERT INTO warehouses (id, code, name, created_at, updated_at)"
+                    " VALUES (1, 'W1', 'w', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                )
+            )
+            for product in range(1, 7):
+                connection.execute(
+                    text(
+                        "INSERT INTO products (id, owner_id, sku, name, price, currency,"
+                        " created_at, updated_at) VALUES (:id, :owner, :sku, 'n', 1, 'EUR',"
+                        " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                    ),
+                    {"id": product, "owner": 1 + product % 2, "sku": f"S{product}"},
+                )
+            connection.execute(
+                text(
+                    "INSERT INTO stock_levels (product_id, warehouse_id, quantity, version,"
+                    " updated_at) VALUES (3, 1, 4, 1, CURRENT_TIMESTAMP)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO stock_movements (kind, product_id, to_warehouse_id, quantity,"
+                    " created_by, created_at) VALUES ('receipt', 3, 1, 4, 1, CURRENT_TIMESTAMP)"
+                )
+            )
+            if backend == "scratch_pg":
+                connection.execute(text("SELECT setval('products_id_seq', 6)"))
+
+        def rows() -> tuple[list[tuple[object, ...]], ...]:
+            with db.primary.connect() as connection:
+                return tuple(
+                    [tuple(row) for row in connection.execute(text(query))]
+                    for query in (
+                        "SELECT id, owner_id, sku FROM products ORDER BY id",
+                        "SELECT product_id, warehouse_id, quantity FROM stock_levels",
+                        "SELECT product_id, to_warehouse_id, quantity FROM stock_movements",
+                    )
+                )
+
+        before = rows()
+        migrate.upgrade(settings)
+        assert rows() == before
+        with db.primary.begin() as connection:
+            for table in ("stock_levels", "stock_movements"):
+                owner = connection.execute(
+                    text(f"SELECT product_owner_id FROM {table}")  # noqa: S608
+                ).scalar_one()
+                assert owner == 2, table  # product 3 belongs to user 2
+            new_id = connection.execute(
+                text(
+                    "INSERT INTO products (owner_id, sku, name, price, currency, created_at,"
+                    " updated_at) VALUES (1, 'NEW', 'n', 1, 'EUR', CURRENT_TIMESTAMP,"
+                    " CURRENT_TIMESTAMP) RETURNING id"
+                )
+            ).scalar_one()
+            assert new_id == 7
+            connection.execute(text("DELETE FROM products WHERE id = 7"))
+        migrate.downgrade(settings, "0004")
+        assert rows() == before
+        migrate.upgrade(settings)
+        assert rows() == before
     finally:
         db.dispose()

@@ -150,7 +150,14 @@ def test_a_warehouse_with_stock_cannot_be_deleted(client, admin, make_warehouse,
     warehouse = make_warehouse()
     product_id = _product(database, admin)
     with database.transaction() as session:
-        session.add(StockLevel(product_id=product_id, warehouse_id=warehouse["id"], quantity=3))
+        session.add(
+            StockLevel(
+                product_id=product_id,
+                product_owner_id=admin.id,
+                warehouse_id=warehouse["id"],
+                quantity=3,
+            )
+        )
     answer = client.delete(f"{URL}/{warehouse['id']}", headers=admin.headers)
     assert answer.status_code == 409
     assert answer.content_type == PROBLEM
@@ -169,6 +176,7 @@ def test_a_warehouse_in_the_ledger_cannot_be_deleted(
             StockMovement(
                 kind="receipt",
                 product_id=product_id,
+                product_owner_id=admin.id,
                 to_warehouse_id=warehouse["id"],
                 quantity=1,
                 created_by=admin.id,

@@ -1,0 +1,176 @@
+"""products partitioned by owner (PostgreSQL); stock rows name their product's owner
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-26
+
+On PostgreSQL ``products`` becomes ``PARTITION BY HASH (owner_id)`` into eight partitions
+(``products_p0`` … ``products_p7``); its rows are copied and its id sequence is kept. A
+partitioned table's unique keys must hold the partition key, so the primary key becomes
+``(id, owner_id)`` and ``(owner_id, id)`` is what ``stock_levels`` and ``stock_movements`` now
+refer to (a unique index, as on SQLite): both gain ``product_owner_id`` (filled from the products) and a two-column foreign key
+that follows an owner change (``ON UPDATE CASCADE``).
+
+SQLite has no partitioning: there ``products`` only gains the unique ``(owner_id, id)`` (an
+index, so the table is not rebuilt under its referencing rows) and the stock tables the same
+column and key as on PostgreSQL.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | Sequence[str] | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# Fixed here on purpose: a migration must not change when the application's constant does.
+PARTITIONS = 8
+STOCK_TABLES = ("stock_levels", "stock_movements")
+BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+COLUMNS = "id, owner_id, sku, name, description, price, currency, created_at, updated_at, archived_at"
+INDEXES = (
+    "CREATE INDEX ix_products_created_at_id ON products (created_at, id)",
+    "CREATE INDEX ix_products_owner_id_created_at_id ON products (owner_id, created_at, id)",
+    "CREATE INDEX ix_products_updated_at ON products (updated_at)",
+    "CREATE INDEX ix_products_name_trgm ON products USING gin (name gin_trgm_ops)",
+)
+PARTITIONED_INDEXES = ("CREATE UNIQUE INDEX uq_products_owner_id_id ON products (owner_id, id)",)
+INDEX_NAMES = (
+    "ix_products_created_at_id",
+    "ix_products_owner_id_created_at_id",
+    "ix_products_updated_at",
+    "ix_products_name_trgm",
+)
+
+
+def upgrade(parts: Sequence[str]) -> None:
+    for part in parts:
+        globals()[f"upgrade_{part}"]()
+
+
+def downgrade(parts: Sequence[str]) -> None:
+    for part in reversed(parts):
+        globals()[f"downgrade_{part}"]()
+
+
+def upgrade_scraping() -> None:
+    pass
+
+
+def downgrade_scraping() -> None:
+    pass
+
+
+def _postgresql() -> bool:
+    return op.get_bind().dialect.name == "postgresql"
+
+
+def upgrade_inventory() -> None:
+    for table in STOCK_TABLES:
+        if _postgresql():
+            op.drop_constraint(f"fk_{table}_product_id_products", table, type_="foreignkey")
+        op.add_column(table, sa.Column("product_owner_id", BIG_ID, nullable=True))
+        op.execute(
+            f"UPDATE {table} SET product_owner_id ="  # noqa: S608 - our own table names
+            f" (SELECT owner_id FROM products WHERE products.id = {table}.product_id)"
+        )
+    if _postgresql():
+        _rebuild_products(partitioned=True)
+    else:
+        op.create_index("uq_products_owner_id_id", "products", ["owner_id", "id"], unique=True)
+    for table in STOCK_TABLES:
+        with op.batch_alter_table(table) as batch:
+            batch.alter_column("product_owner_id", existing_type=BIG_ID, nullable=False)
+            if not _postgresql():
+                batch.drop_constraint(f"fk_{table}_product_id_products", type_="foreignkey")
+            batch.create_foreign_key(
+                f"fk_{table}_product_owner_id_products",
+                "products",
+                ["product_owner_id", "product_id"],
+                ["owner_id", "id"],
+                ondelete="RESTRICT",
+                onupdate="CASCADE",
+            )
+
+
+def downgrade_inventory() -> None:
+    for table in STOCK_TABLES:
+        with op.batch_alter_table(table) as batch:
+            batch.drop_constraint(f"fk_{table}_product_owner_id_products", type_="foreignkey")
+            batch.drop_column("product_owner_id")
+    if _postgresql():
+        _rebuild_products(partitioned=False)
+    else:
+        op.drop_index("uq_products_owner_id_id", table_name="products")
+    for table in STOCK_TABLES:
+        with op.batch_alter_table(table) as batch:
+            batch.create_foreign_key(
+                f"fk_{table}_product_id_products",
+                "products",
+                ["product_id"],
+                ["id"],
+                ondelete="RESTRICT",
+            )
+
+
+def _rebuild_products(partitioned: bool) -> None:
+    """Copy ``products`` into a new table (partitioned by owner, or not) under the same names."""
+    key = "id, owner_id" if partitioned else "id"
+    op.execute("ALTER TABLE products RENAME TO products_old")
+    op.execute(
+        "ALTER TABLE products_old DROP CONSTRAINT pk_products,"
+        " DROP CONSTRAINT uq_products_owner_id_sku"
+    )
+    old_indexes = INDEX_NAMES if partitioned else (*INDEX_NAMES, "uq_products_owner_id_id")
+    op.execute(f"DROP INDEX {', '.join(old_indexes)}")
+    op.execute("ALTER SEQUENCE products_id_seq OWNED BY NONE")
+    op.execute(
+        f"""
+        CREATE TABLE products (
+            id BIGINT NOT NULL DEFAULT nextval('products_id_seq'),
+            owner_id BIGINT NOT NULL,
+            sku VARCHAR(64) NOT NULL,
+            name VARCHAR(300) NOT NULL,
+            description TEXT,
+            price NUMERIC(14, 4) NOT NULL,
+            currency VARCHAR(3) NOT NULL,
+            created_at TIMESTAMP WITH TIME ZONE NOT NULL,
+            updated_at TIMESTAMP WITH TIME ZONE NOT NULL,
+            archived_at TIMESTAMP WITH TIME ZONE,
+            CONSTRAINT pk_products PRIMARY KEY ({key}),
+            CONSTRAINT uq_products_owner_id_sku UNIQUE (owner_id, sku),
+            CONSTRAINT ck_products_price_not_negative CHECK (price >= 0),
+            CONSTRAINT fk_products_owner_id_users FOREIGN KEY (owner_id)
+                REFERENCES users (id) ON DELETE RESTRICT
+        ) {"PARTITION BY HASH (owner_id)" if partitioned else ""}
+        """
+    )
+    if partitioned:
+        for remainder in range(PARTITIONS):
+            _add_partition(remainder)
+    op.execute(
+        f"INSERT INTO products ({COLUMNS}) SELECT {COLUMNS} FROM products_old"  # noqa: S608
+    )
+    for statement in INDEXES + (PARTITIONED_INDEXES if partitioned else ()):
+        op.execute(statement)
+    op.execute("ALTER SEQUENCE products_id_seq OWNED BY products.id")
+    op.execute("DROP TABLE products_old")
+    op.execute("ANALYZE products")
+
+
+def _add_partition(remainder: int) -> None:
+    """One partition, its keys named after the table's (PostgreSQL names the partition's key in
+    a violation, and ``uq_products_owner_id_sku…`` is what the catalogue recognises)."""
+    name = f"products_p{remainder}"
+    op.execute(f"CREATE TABLE {name} (LIKE products INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+    op.execute(
+        f"ALTER TABLE {name} ADD CONSTRAINT pk_products_p{remainder} PRIMARY KEY (id, owner_id),"
+        f" ADD CONSTRAINT uq_products_owner_id_sku_p{remainder} UNIQUE (owner_id, sku)"
+    )
+    op.execute(
+        f"ALTER TABLE products ATTACH PARTITION {name}"
+        f" FOR VALUES WITH (MODULUS {PARTITIONS}, REMAINDER {remainder})"
+    )

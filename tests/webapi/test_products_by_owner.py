@@ -1,0 +1,138 @@
+"""``products`` partitioned by owner on PostgreSQL: where rows live, what a query reads, and the
+stock rows following a product to its new owner."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from models import Database
+from models.products import PARTITIONS, partition_names
+from tests.conftest import Account
+from tests.inventory_factories import levels_and_ledger, make_product, make_warehouse
+
+
+def _scalar(database: Database, sql: str, **params: Any) -> Any:
+    with database.primary.connect() as connection:
+        return connection.execute(text(sql), params).scalar_one()
+
+
+def _partition_of(database: Database, product_id: int) -> str:
+    return _scalar(
+        database, "SELECT tableoid::regclass::text FROM products WHERE id = :id", id=product_id
+    )
+
+
+def _partitions_read(database: Database, sql: str, **params: Any) -> set[str]:
+    """The partitions of products that the plan of ``sql`` reads."""
+    plan = _scalar(database, f"EXPLAIN (FORMAT JSON) {sql}", **params)
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+    found: set[str] = set()
+
+    def walk(node: dict[str, Any]) -> None:
+        if node.get("Relation Name", "").startswith("products_p"):
+            found.add(node["Relation Name"])
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    return found
+
+
+def test_products_are_hash_partitioned_by_owner(database: Database) -> None:
+    key = _scalar(database, "SELECT pg_get_partkeydef('products'::regclass)")
+    assert key == "HASH (owner_id)"
+    children = _scalar(
+        database,
+        "SELECT array_agg(inhrelid::regclass::text ORDER BY 1) FROM pg_inherits"
+        " WHERE inhparent = 'products'::regclass",
+    )
+    assert sorted(children) == sorted(partition_names())
+    assert len(children) == PARTITIONS
+
+
+def test_one_owners_products_share_a_partition_and_owner_queries_read_only_it(
+    database: Database, manager: Account, admin: Account
+) -> None:
+    mine = [make_product(database, manager.id) for _ in range(3)]
+    assert len({_partition_of(database, product) for product in mine}) == 1
+    only = _partition_of(database, mine[0])
+    owner_listing = (
+        "SELECT id FROM products WHERE owner_id = :owner AND archived_at IS NULL"
+        " ORDER BY created_at DESC, id DESC LIMIT 50"
+    )
+    assert _partitions_read(database, owner_listing, owner=manager.id) == {only}
+    sku = "SELECT id FROM products WHERE owner_id = :owner AND sku = 'S'"
+    assert _partitions_read(database, sku, owner=manager.id) == {only}
+    # Without the owner every partition is a candidate (an id alone names no partition).
+    by_id = "SELECT owner_id FROM products WHERE id = :id"
+    assert _partitions_read(database, by_id, id=mine[0]) == set(partition_names())
+
+
+def test_a_product_given_to_another_owner_keeps_its_stock_and_ledger(
+    client: FlaskClient, database: Database, admin: Account, manager: Account
+) -> None:
+    product = make_product(database, admin.id)
+    warehouse = make_warehouse(database)
+    receipt = {"kind": "receipt", "product_id": product, "to_warehouse_id": warehouse}
+    answer = client.post(
+        "/api/v1/stock-movements", json={**receipt, "quantity": 7}, headers=admin.headers
+    )
+    assert answer.status_code == 201
+    before = levels_and_ledger(database, product)
+    assert before == {warehouse: (7, 7)}
+
+    # A manager's products live in the manager's partition; the given product moves there.
+    theirs = make_product(database, manager.id)
+    moved = client.patch(
+        f"/api/v1/products/{product}", json={"owner_id": manager.id}, headers=admin.headers
+    )
+    assert moved.status_code == 200, moved.json
+    assert moved.json["owner_id"] == manager.id
+    assert _partition_of(database, product) == _partition_of(database, theirs)
+    for table in ("stock_levels", "stock_movements"):
+        owners = _scalar(
+            database,
+            f"SELECT array_agg(DISTINCT product_owner_id) FROM {table} WHERE product_id = :id",  # noqa: S608
+            id=product,
+        )
+        assert owners == [manager.id], table
+    assert levels_and_ledger(database, product) == before
+
+    shipment = {"kind": "shipment", "product_id": product, "from_warehouse_id": warehouse}
+    answer = client.post(
+        "/api/v1/stock-movements", json={**shipment, "quantity": 5}, headers=admin.headers
+    )
+    assert answer.status_code == 201, answer.json
+    assert levels_and_ledger(database, product) == {warehouse: (2, 2)}
+    stock = client.get(f"/api/v1/products/{product}/stock", headers=admin.headers)
+    assert [(level["warehouse_id"], level["quantity"]) for level in stock.json["items"]] == [
+        (warehouse, 2)
+    ]
+
+
+def test_an_unknown_product_is_refused_by_every_kind_and_stores_nothing(
+    client: FlaskClient, database: Database, admin: Account
+) -> None:
+    """The product's owner is read inside the movement's statement: no product, no owner, no
+    row, and the refusal still names the product."""
+    w1, w2 = make_warehouse(database), make_warehouse(database)
+    for body in (
+        {"kind": "receipt", "to_warehouse_id": w1},
+        {"kind": "shipment", "from_warehouse_id": w1},
+        {"kind": "transfer", "from_warehouse_id": w1, "to_warehouse_id": w2},
+        {"kind": "adjustment", "warehouse_id": w1, "reason": "count"},
+    ):
+        answer = client.post(
+            "/api/v1/stock-movements",
+            json={**body, "product_id": 987_654_321, "quantity": 1},
+            headers=admin.headers,
+        )
+        assert answer.status_code == 422, (body, answer.json)
+        assert answer.json["type"] == "/problems/unknown-product", answer.json
+    for table in ("stock_movements", "stock_levels"):
+        count = f"SELECT count(*) FROM {table} WHERE product_id = 987654321"  # noqa: S608
+        assert _scalar(database, count) == 0
