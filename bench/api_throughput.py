@@ -103,8 +103,9 @@ class Parties:
         }
 
 
-def prepare(settings: Settings, products: int) -> str:
-    """Schema, a manager and its products; returns the manager's email."""
+def prepare(settings: Settings, products: int, owners: int) -> str:
+    """Schema, a manager (who signs in) and ``owners - 1`` more, owning the products in turn
+    (so the owner-partitioned table has rows in every partition); returns the email."""
     migrate.upgrade(settings)
     db = create_database(settings)
     email = "bench@example.com"
@@ -113,12 +114,21 @@ def prepare(settings: Settings, products: int) -> str:
     with db.primary.begin() as connection:
         connection.execute(
             text(
+                "INSERT INTO users (email, password_hash, role, is_active, created_at,"
+                " updated_at) SELECT 'owner' || g || '@example.com', '!', 'manager', true,"
+                " now(), now() FROM generate_series(2, :owners) AS g"
+            ),
+            {"owners": owners},
+        )
+        connection.execute(
+            text(
                 "INSERT INTO products (owner_id, sku, name, description, price, currency,"
                 " created_at, updated_at)"
-                " SELECT 1, 'SKU-' || g, 'Product ' || g, 'A product', 19.99, 'EUR',"
+                " SELECT 1 + g % :owners, 'SKU-' || g, 'Product ' || g, 'A product', 19.99,"
+                " 'EUR',"
                 " now() - g * interval '1 minute', now() FROM generate_series(1, :n) AS g"
             ),
-            {"n": products},
+            {"n": products, "owners": owners},
         )
     with db.primary.connect() as connection:
         # Statistics, as a live table has them (and as pgbench gets them from its VACUUM):
@@ -197,6 +207,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     parser.add_argument("--products", type=int, default=1000)
+    parser.add_argument("--owners", type=int, default=16, help="managers owning the products")
     parser.add_argument(
         "--rounds", type=int, default=3, help="the servers take turns, --duration split in rounds"
     )
@@ -219,7 +230,7 @@ def main() -> None:
             "LOG_LEVEL": "WARNING",
         }
         settings = Settings(mode="production", database_url=url, secret_key=env["SECRET_KEY"])
-        email = prepare(settings, args.products)
+        email = prepare(settings, args.products, args.owners)
         parties = Parties(redis.Redis.from_url(REDIS_URL).info("server")["process_id"], prefix)
         with ExitStack() as servers:
             bare, pid = servers.enter_context(

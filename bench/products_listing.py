@@ -6,10 +6,12 @@ generate_series (10,000 first, then up to --rows), and times the API's own listi
 (``catalog.products_query`` + ``webapi.pagination.paginate``, ORM rows included) for the
 first page and a deep page reached through a cursor. Prints the median and p95 of each and
 the ratios against page 1 of the 10,000-row table measured in the same run; drops the
-database at the end.
+database at the end. The products belong to --owners managers in turn, so every partition of
+the owner-partitioned table holds some (one owner's listing, ``?owner_id=``, is timed too).
 
     python bench/products_listing.py            # 1,000,000 rows, about a minute
     python bench/products_listing.py --rows 200000 --repeat 100
+    python bench/products_listing.py --owners 1    # every product in one owner's partition
 """
 
 from __future__ import annotations
@@ -35,20 +37,22 @@ LIMIT = 50
 DEEP_PAGE = 10_000
 
 
-def load_products(engine: Any, first: int, last: int) -> None:
-    """Products ``first..last``, one second apart, owned by user 1 (every 10th archived)."""
+def load_products(engine: Any, first: int, last: int, owners: int) -> None:
+    """Products ``first..last``, one second apart, owned by users 1..owners in turn (every
+    10th archived)."""
     with engine.begin() as connection:
         connection.execute(
             text(
                 "INSERT INTO products (owner_id, sku, name, price, currency, created_at,"
                 " updated_at, archived_at)"
-                " SELECT 1, 'SKU-' || g, 'Product ' || g, (g % 100000) / 100.0, 'EUR',"
+                " SELECT 1 + g % :owners, 'SKU-' || g, 'Product ' || g,"
+                " (g % 100000) / 100.0, 'EUR',"
                 " timestamptz '2020-01-01' + g * interval '1 second',"
                 " timestamptz '2020-01-01' + g * interval '1 second',"
                 " CASE WHEN g % 10 = 0 THEN now() END"
                 " FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS g"
             ),
-            {"first": first, "last": last},
+            {"first": first, "last": last, "owners": owners},
         )
     with engine.connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT").execute(
@@ -56,12 +60,14 @@ def load_products(engine: Any, first: int, last: int) -> None:
         )
 
 
-def cursor_before_page(engine: Any, page: int, order: str) -> str | None:
+def cursor_before_page(
+    engine: Any, page: int, order: str, narrowing: catalog.ProductFilter
+) -> str | None:
     """The cursor a client holds after following ``page - 1`` pages (setup, not timed)."""
     if page == 1:
         return None
     keyset = KEYSETS[order]
-    query = keyset.order(catalog.products_query(catalog.ProductFilter()))
+    query = keyset.order(catalog.products_query(narrowing))
     query = query.with_only_columns(*keyset.columns).offset((page - 1) * LIMIT - 1).limit(1)
     with engine.connect() as connection:
         row = connection.execute(query).one()
@@ -74,6 +80,7 @@ class Case:
     db: Database
     cursor: str | None
     order: str
+    narrowing: catalog.ProductFilter = field(default_factory=catalog.ProductFilter)
     timings: list[float] = field(default_factory=list)
 
     def run_once(self) -> float:
@@ -81,7 +88,7 @@ class Case:
         with self.db.session() as session, session.begin():
             items, _next = paginate(
                 session,
-                catalog.products_query(catalog.ProductFilter()),
+                catalog.products_query(self.narrowing),
                 KEYSETS[self.order],
                 cursor=self.cursor,
                 limit=LIMIT,
@@ -117,15 +124,18 @@ def explain(db: Any, cursor: str | None) -> str:
         return "\n".join("    " + line for line in list(plan)[:4])
 
 
-def prepared_database(url: str, rows: int) -> Database:
+def prepared_database(url: str, rows: int, owners: int) -> Database:
     settings = Settings(mode="production", database_url=url, secret_key="x" * 32)
     migrate.upgrade(settings)
     db = create_database(settings)
     with db.transaction() as session:
-        owner = User(email="owner@example.com", role="manager")
-        owner.password_hash = "!"  # noqa: S105 - not a password: nobody can log in as it
-        session.add(owner)
-    load_products(db.primary, 1, rows)
+        for n in range(1, owners + 1):
+            owner = User(email=f"owner{n}@example.com", role="manager")
+            owner.password_hash = "!"  # noqa: S105 - not a password: nobody can log in as it
+            session.add(owner)
+            session.flush()
+            assert owner.id == n  # load_products names owners 1..owners
+    load_products(db.primary, 1, rows, owners)
     return db
 
 
@@ -133,18 +143,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=300)
+    parser.add_argument("--owners", type=int, default=16, help="managers owning the products")
     args = parser.parse_args()
     deep_page = min(DEEP_PAGE, int(args.rows * 0.9) // LIMIT)
     small_last = SMALL * 9 // 10 // LIMIT
     run = f"bench_listing_{uuid.uuid4().hex[:8]}"
     with scratch_database(f"{run}_small") as small_url, scratch_database(f"{run}_big") as big_url:
         started = time.perf_counter()
-        small = prepared_database(small_url, SMALL)
-        big = prepared_database(big_url, args.rows)
+        small = prepared_database(small_url, SMALL, args.owners)
+        big = prepared_database(big_url, args.rows, args.owners)
         print(f"loaded {SMALL:,} + {args.rows:,} products in {time.perf_counter() - started:.1f} s")
 
-        def case(label: str, db: Database, page: int, order: str = "created_at") -> Case:
-            return Case(label, db, cursor_before_page(db.primary, page, order), order)
+        def case(
+            label: str, db: Database, page: int, order: str = "created_at", owner: int | None = None
+        ) -> Case:
+            narrowing = catalog.ProductFilter(owner_id=owner)
+            cursor = cursor_before_page(db.primary, page, order, narrowing)
+            return Case(label, db, cursor, order, narrowing)
+
+        owner_page = min(DEEP_PAGE, int(args.rows / args.owners * 0.9) // LIMIT)
 
         big_label = f"{args.rows:>9,} rows"
         cases = [
@@ -154,6 +171,8 @@ def main() -> None:
             case(f"{big_label}, page {deep_page:,}", big, deep_page),
             case(f"{big_label}, page 1, newest first", big, 1, "-created_at"),
             case(f"{big_label}, page {deep_page:,}, newest first", big, deep_page, "-created_at"),
+            case(f"{big_label}, owner 1, page 1", big, 1, owner=1),
+            case(f"{big_label}, owner 1, page {owner_page:,}", big, owner_page, owner=1),
         ]
         run_interleaved(cases, args.repeat)
         print(f"plan of page {deep_page:,}:\n{explain(big, cases[3].cursor)}")
@@ -172,6 +191,7 @@ def main() -> None:
     big_vs_small = statistics.median(cases[3].timings) / baseline
     print(f"\npage {deep_page:,} / page 1, {args.rows:,} rows: {deep_vs_first:.2f} (target <= 1.2)")
     print(f"page {deep_page:,} of {args.rows:,} rows / page 1 of {SMALL:,}: {big_vs_small:.2f}")
+    print(f"products spread over {args.owners} owners")
 
 
 if __name__ == "__main__":

@@ -176,8 +176,10 @@ def cpu_per(count: float, parties: dict[str, float]) -> str:
     return f"{costs}; sum {sum(parties.values()) * 1000 / count:.2f}"
 
 
-def prepare(settings: Settings, products: int, warehouses: int) -> int:
-    """Schema, a manager assigned everywhere, products and full stock; the manager's id."""
+def prepare(settings: Settings, products: int, warehouses: int, owners: int) -> int:
+    """Schema, a manager assigned everywhere, products (owned by ``owners`` managers in turn,
+    so the owner-partitioned table has rows in every partition) and full stock; the
+    manager's id."""
     migrate.upgrade(settings)
     db = create_database(settings)
     with db.transaction() as session:
@@ -189,13 +191,23 @@ def prepare(settings: Settings, products: int, warehouses: int) -> int:
             session, [PairChange(user_id, w, "assign") for w in range(1, warehouses + 1)], None
         )
     with db.primary.begin() as connection:
+        others = connection.execute(
+            text(
+                "INSERT INTO users (email, password_hash, role, is_active, created_at,"
+                " updated_at) SELECT 'owner' || g || '@example.com', '!', 'manager', true,"
+                " now(), now() FROM generate_series(2, :owners) AS g RETURNING id"
+            ),
+            {"owners": owners},
+        ).scalars()
+        owner_ids = [user_id, *others]
         connection.execute(
             text(
                 "INSERT INTO products (owner_id, sku, name, price, currency, created_at,"
-                " updated_at) SELECT :u, 'SKU-' || g, 'P' || g, 1, 'EUR', now(), now()"
-                " FROM generate_series(1, :n) AS g"
+                " updated_at) SELECT owners[1 + g % cardinality(owners)], 'SKU-' || g, 'P' || g,"
+                " 1, 'EUR', now(), now()"
+                " FROM generate_series(1, :n) AS g, CAST(:owners AS bigint[]) AS owners"
             ),
-            {"u": user_id, "n": products},
+            {"owners": owner_ids, "n": products},
         )
     with db.transaction() as session:
         for product in range(1, products + 1):
@@ -443,6 +455,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20, help="seconds per run")
     parser.add_argument("--products", type=int, default=100)
     parser.add_argument("--warehouses", type=int, default=4)
+    parser.add_argument("--owners", type=int, default=16, help="managers owning the products")
     parser.add_argument("--pgbench-scale", type=int, default=16)
     parser.add_argument("--processes", type=int, default=2, choices=[1, 2, 4, 8, 16])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
@@ -462,7 +475,7 @@ def main() -> None:
             secret_key=secret,
             log_level="WARNING",
         )
-        user_id = prepare(settings, args.products, args.warehouses)
+        user_id = prepare(settings, args.products, args.warehouses, args.owners)
         figures.append(run_pgbench(name, args.duration, args.pgbench_scale))
         runs = []
         if not args.skip_domain:
