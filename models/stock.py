@@ -9,10 +9,9 @@ Concurrency (PostgreSQL under READ COMMITTED, and SQLite):
   deadlock; the shells still retry SQLSTATE 40P01/40001 (``retrying``) as a safety net;
 - a keyed request whose key exists changes nothing and replays; a concurrent twin waits on the
   unique index of (created_by, idempotency_key) and then replays instead of applying twice;
-- the ledger's foreign keys find unknown warehouses, and the product's owner (which each stock
-  row names, ``products`` being partitioned by owner) is read inside the same statement, so
-  the happy path costs no separate lookup; a refused movement pays for the queries that say
-  why.
+- the ledger's foreign keys find unknown warehouses, and the product's owner (which a level
+  names, ``products`` being partitioned by owner) is read inside the same statement, so the
+  happy path costs no separate lookup; a refused movement pays for the queries that say why.
 
 On PostgreSQL the whole movement is ONE statement (``stock_statements.MOVE_SQL``): one round
 trip, and none for BEGIN/COMMIT when ``move_stock`` runs it autocommitted. SQLite (embedded
@@ -48,6 +47,7 @@ T = TypeVar("T")
 
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
 TWIN_KEY_CONSTRAINT = "uq_stock_movements_created_by_idempotency_key"
+LEVEL_OWNER_CONSTRAINT = "fk_stock_levels_product_owner_id_products"
 ATTEMPTS = 5
 
 
@@ -274,13 +274,16 @@ def _why_nothing_changed(
 def _apply_step_by_step(
     session: Session, request: MovementRequest, values: dict[str, Any]
 ) -> Applied:
-    """SQLite (embedded mode): the ledger row first (``ON CONFLICT DO NOTHING`` on the key,
-    its foreign keys checking the ids), then each level in the fixed lock order."""
+    """SQLite (embedded mode): the ids checked, the ledger row (``ON CONFLICT DO NOTHING`` on
+    the key), then each level in the fixed lock order."""
     created_by, idempotency_key = values["v_created_by"], values["v_idempotency_key"]
     if idempotency_key is not None:
         earlier = find_by_key(session, created_by, idempotency_key)
         if earlier is not None:
             return _replay(earlier, request)
+    # The ledger row names no product directly (its references to the levels are checked at
+    # commit), so the product is looked up first; the embedded mode can afford the query.
+    check_references(session, request)
     try:
         movement_id = _insert_ledger_row(session, values)
     except IntegrityError as error:
@@ -334,8 +337,6 @@ def _unknown_reference(
 ) -> Exception:
     """Which reference a failed ledger insert named (its foreign keys check them for free)."""
     constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None) or ""
-    if constraint.startswith("fk_stock_movements_product_owner_id"):
-        return UnknownProduct(request.product_id)
     if constraint.startswith("fk_stock_movements_from_warehouse_id"):
         return UnknownWarehouse({request.from_warehouse_id or 0})
     if constraint.startswith("fk_stock_movements_to_warehouse_id"):
@@ -434,14 +435,15 @@ def ledger_balance(session: Session, product_id: int, warehouse_id: int) -> int:
 
 
 def is_retryable(error: DBAPIError) -> bool:
-    """The whole transaction may simply run again: a deadlock, a serialization failure, or
-    a concurrent twin's ledger row (same user and key) committed under ours (the next
-    attempt replays it)."""
+    """The whole transaction may simply run again: a deadlock, a serialization failure, a
+    concurrent twin's ledger row (same user and key) committed under ours (the next attempt
+    replays it), or a new level naming the owner the product had when the statement began,
+    changed by an admin before its check (the next attempt reads the new owner)."""
     orig = error.orig
     if getattr(orig, "sqlstate", None) in RETRYABLE_SQLSTATES:
         return True
     constraint = getattr(getattr(orig, "diag", None), "constraint_name", None)
-    return constraint == TWIN_KEY_CONSTRAINT
+    return constraint in (TWIN_KEY_CONSTRAINT, LEVEL_OWNER_CONSTRAINT)
 
 
 def retrying(

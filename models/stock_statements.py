@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from models.products import Product
@@ -38,14 +38,22 @@ LEDGER_VALUES = (
 
 
 def _product_owner() -> Any:
-    """The product's owner, which a stock row names with the product (NULL: no such product,
-    which the row's NOT NULL column then refuses)."""
+    """The product's owner, which a level names with the product: from any level of the
+    product (a primary-key probe), else from the product (which, without its owner, probes
+    every partition); NULL: no such product, which the NOT NULL column refuses."""
     products = Product.__table__
-    return (
+    from_level = (
+        select(LEVELS.c.product_owner_id)
+        .where(LEVELS.c.product_id == bindparam("v_product_id"))
+        .limit(1)
+        .scalar_subquery()
+    )
+    from_product = (
         select(products.c.owner_id)
         .where(products.c.id == bindparam("v_product_id"))
         .scalar_subquery()
     )
+    return func.coalesce(from_level, from_product)
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,7 @@ class LedgerStatements:
 @cache
 def ledger_statements(dialect_name: str) -> LedgerStatements:
     dialect_insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    values: dict[str, Any] = {name: bindparam(f"v_{name}") for name in LEDGER_VALUES}
-    insert = dialect_insert(LEDGER).values({**values, "product_owner_id": _product_owner()})
+    insert = dialect_insert(LEDGER).values({name: bindparam(f"v_{name}") for name in LEDGER_VALUES})
     keyed = insert.on_conflict_do_nothing(
         index_elements=[LEDGER.c.created_by, LEDGER.c.idempotency_key]
     )
@@ -111,15 +118,17 @@ def _put(dialect_insert: Any) -> Any:
 # PostgreSQL only: a whole movement in ONE statement (one round trip, no BEGIN/COMMIT of its
 # own under autocommit). Each step reads from the one before, so a later step runs only when
 # the earlier one did something:
-#   owner   the product's owner, which stock rows name with the product (products are
-#           partitioned by owner on PostgreSQL);
+#   owner   the product's owner, which a new level names with the product (products are
+#           partitioned by owner on PostgreSQL): from a level of the product when there is
+#           one (a primary-key probe), else from the product (every partition probed);
 #   fresh   no movement holds this (created_by, idempotency key) yet (NULL key: always fresh);
 #   locked  a transfer locks both level rows in warehouse-id order first (the fixed lock
 #           order: two opposite transfers never deadlock);
 #   taken   the conditional decrement; no row when the stock is short (or the row is absent);
 #   ready   fresh, and taken did its part (or there is nothing to take);
-#   ledger  the immutable row, naming the product's owner (no such product: no row, and the
-#           caller finds out why); a concurrent twin with the same key makes it wait on the
+#   ledger  the immutable row (no such product, so no owner: no row, and the caller finds
+#           out why); its references to the levels it changed are checked at the end; a
+#           concurrent twin with the same key makes it wait on the
 #           unique index and then fail (23505), which rolls the whole statement back;
 #   put     the increment (creates the level on first receipt); a data-modifying CTE always
 #           runs to completion, read or not.
@@ -129,7 +138,10 @@ def _put(dialect_insert: Any) -> Any:
 # knows every other value); no row back: nothing was changed.
 MOVE_SQL = f"""
 WITH owner AS (
-    SELECT owner_id FROM products WHERE id = :v_product_id
+    SELECT owner_id FROM (SELECT COALESCE(
+        (SELECT product_owner_id FROM stock_levels WHERE product_id = :v_product_id LIMIT 1),
+        (SELECT owner_id FROM products WHERE id = :v_product_id)) AS owner_id) AS known
+    WHERE owner_id IS NOT NULL
 ), fresh AS (
     SELECT WHERE NOT EXISTS (
         SELECT FROM stock_movements
@@ -154,14 +166,14 @@ WITH owner AS (
     SELECT FROM fresh
     WHERE :v_from_warehouse_id IS NULL OR EXISTS (SELECT FROM taken)
 ), ledger AS (
-    INSERT INTO stock_movements ({", ".join(LEDGER_VALUES)}, product_owner_id)
-    SELECT {", ".join(f":v_{name}" for name in LEDGER_VALUES)}, owner.owner_id
-    FROM ready, owner
-    RETURNING id, product_id, product_owner_id, to_warehouse_id, quantity, created_at
+    INSERT INTO stock_movements ({", ".join(LEDGER_VALUES)})
+    SELECT {", ".join(f":v_{name}" for name in LEDGER_VALUES)} FROM ready, owner
+    RETURNING id, product_id, to_warehouse_id, quantity, created_at
 ), put AS (
     INSERT INTO stock_levels AS level
         (product_id, product_owner_id, warehouse_id, quantity, version, updated_at)
-    SELECT product_id, product_owner_id, to_warehouse_id, quantity, 1, created_at FROM ledger
+    SELECT product_id, owner.owner_id, to_warehouse_id, quantity, 1, created_at
+    FROM ledger, owner
     WHERE to_warehouse_id IS NOT NULL
     ON CONFLICT (product_id, warehouse_id) DO UPDATE
     SET quantity = level.quantity + excluded.quantity,

@@ -31,14 +31,29 @@ class MovementKind(enum.StrEnum):
 
 
 def _product_reference() -> ForeignKeyConstraint:
-    """A stock row names its product with the product's owner: ``products`` is partitioned by
+    """A level names its product with the product's owner: ``products`` is partitioned by
     owner on PostgreSQL, so only ``(owner_id, id)`` is unique there. When an admin gives a
-    product to another owner the key follows (the ledger's facts do not change)."""
+    product to another owner the key follows."""
     return ForeignKeyConstraint(
         ["product_owner_id", "product_id"],
         ["products.owner_id", "products.id"],
         ondelete="RESTRICT",
         onupdate="CASCADE",
+    )
+
+
+def _level_reference(side: str) -> ForeignKeyConstraint:
+    """A ledger row names the level it changed, and through it a product: so an owner change
+    never touches the ledger, and its check is a primary-key probe of ``stock_levels``, not a
+    query on the partitioned products. Checked at the end of the transaction: the embedded
+    mode writes the ledger row before the first receipt creates the level."""
+    return ForeignKeyConstraint(
+        ["product_id", f"{side}_warehouse_id"],
+        ["stock_levels.product_id", "stock_levels.warehouse_id"],
+        name=f"fk_stock_movements_{side}_level",
+        ondelete="RESTRICT",
+        deferrable=True,
+        initially="DEFERRED",
     )
 
 
@@ -81,13 +96,13 @@ class StockMovement(InventoryBase):
         Index("ix_stock_movements_from_warehouse_id", "from_warehouse_id"),
         Index("ix_stock_movements_to_warehouse_id", "to_warehouse_id"),
         Index("ix_stock_movements_created_at_id", "created_at", "id"),
-        _product_reference(),
+        _level_reference("from"),
+        _level_reference("to"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     product_id: Mapped[int] = mapped_column(BigId)
-    product_owner_id: Mapped[int] = mapped_column(BigId)
     from_warehouse_id: Mapped[int | None] = mapped_column(
         ForeignKey("warehouses.id", ondelete="RESTRICT"), nullable=True
     )

@@ -1,4 +1,4 @@
-"""products partitioned by owner (PostgreSQL); stock rows name their product's owner
+"""products partitioned by owner (PostgreSQL); stock levels name their product's owner
 
 Revision ID: 0005
 Revises: 0004
@@ -7,13 +7,15 @@ Create Date: 2026-11-26
 On PostgreSQL ``products`` becomes ``PARTITION BY HASH (owner_id)`` into eight partitions
 (``products_p0`` … ``products_p7``); its rows are copied and its id sequence is kept. A
 partitioned table's unique keys must hold the partition key, so the primary key becomes
-``(id, owner_id)`` and ``(owner_id, id)`` is what ``stock_levels`` and ``stock_movements`` now
-refer to (a unique index, as on SQLite): both gain ``product_owner_id`` (filled from the products) and a two-column foreign key
-that follows an owner change (``ON UPDATE CASCADE``).
+``(id, owner_id)``, and ``(owner_id, id)`` (a unique index) is what ``stock_levels`` now refers
+to: it gains ``product_owner_id`` (filled from the products) and a two-column foreign key that
+follows an owner change (``ON UPDATE CASCADE``). The ledger refers to the levels it changed,
+``(product_id, from/to_warehouse_id) → stock_levels``, checked at commit: an owner change never
+touches it, and its check stays a primary-key probe.
 
 SQLite has no partitioning: there ``products`` only gains the unique ``(owner_id, id)`` (an
-index, so the table is not rebuilt under its referencing rows) and the stock tables the same
-column and key as on PostgreSQL.
+index, so the table is not rebuilt under its referencing rows); the stock tables change as on
+PostgreSQL.
 """
 
 from collections.abc import Sequence
@@ -72,35 +74,49 @@ def upgrade_inventory() -> None:
     for table in STOCK_TABLES:
         if _postgresql():
             op.drop_constraint(f"fk_{table}_product_id_products", table, type_="foreignkey")
-        op.add_column(table, sa.Column("product_owner_id", BIG_ID, nullable=True))
-        op.execute(
-            f"UPDATE {table} SET product_owner_id ="  # noqa: S608 - our own table names
-            f" (SELECT owner_id FROM products WHERE products.id = {table}.product_id)"
-        )
+    op.add_column("stock_levels", sa.Column("product_owner_id", BIG_ID, nullable=True))
+    op.execute(
+        "UPDATE stock_levels SET product_owner_id ="
+        " (SELECT owner_id FROM products WHERE products.id = stock_levels.product_id)"
+    )
     if _postgresql():
         _rebuild_products(partitioned=True)
     else:
         op.create_index("uq_products_owner_id_id", "products", ["owner_id", "id"], unique=True)
-    for table in STOCK_TABLES:
-        with op.batch_alter_table(table) as batch:
-            batch.alter_column("product_owner_id", existing_type=BIG_ID, nullable=False)
-            if not _postgresql():
-                batch.drop_constraint(f"fk_{table}_product_id_products", type_="foreignkey")
+    with op.batch_alter_table("stock_levels") as batch:
+        batch.alter_column("product_owner_id", existing_type=BIG_ID, nullable=False)
+        if not _postgresql():
+            batch.drop_constraint("fk_stock_levels_product_id_products", type_="foreignkey")
+        batch.create_foreign_key(
+            "fk_stock_levels_product_owner_id_products",
+            "products",
+            ["product_owner_id", "product_id"],
+            ["owner_id", "id"],
+            ondelete="RESTRICT",
+            onupdate="CASCADE",
+        )
+    with op.batch_alter_table("stock_movements") as batch:
+        if not _postgresql():
+            batch.drop_constraint("fk_stock_movements_product_id_products", type_="foreignkey")
+        for side in ("from", "to"):
             batch.create_foreign_key(
-                f"fk_{table}_product_owner_id_products",
-                "products",
-                ["product_owner_id", "product_id"],
-                ["owner_id", "id"],
+                f"fk_stock_movements_{side}_level",
+                "stock_levels",
+                ["product_id", f"{side}_warehouse_id"],
+                ["product_id", "warehouse_id"],
                 ondelete="RESTRICT",
-                onupdate="CASCADE",
+                deferrable=True,
+                initially="DEFERRED",
             )
 
 
 def downgrade_inventory() -> None:
-    for table in STOCK_TABLES:
-        with op.batch_alter_table(table) as batch:
-            batch.drop_constraint(f"fk_{table}_product_owner_id_products", type_="foreignkey")
-            batch.drop_column("product_owner_id")
+    with op.batch_alter_table("stock_movements") as batch:
+        for side in ("from", "to"):
+            batch.drop_constraint(f"fk_stock_movements_{side}_level", type_="foreignkey")
+    with op.batch_alter_table("stock_levels") as batch:
+        batch.drop_constraint("fk_stock_levels_product_owner_id_products", type_="foreignkey")
+        batch.drop_column("product_owner_id")
     if _postgresql():
         _rebuild_products(partitioned=False)
     else:

@@ -172,11 +172,20 @@ def test_a_warehouse_in_the_ledger_cannot_be_deleted(
     product_id = _product(database, admin)
     assign(database, clerk, warehouse)
     with database.transaction() as session:
+        # A ledger row refers to the level it changed.
+        session.add(
+            StockLevel(
+                product_id=product_id,
+                product_owner_id=admin.id,
+                warehouse_id=warehouse["id"],
+                quantity=0,
+            )
+        )
+        session.flush()
         session.add(
             StockMovement(
                 kind="receipt",
                 product_id=product_id,
-                product_owner_id=admin.id,
                 to_warehouse_id=warehouse["id"],
                 quantity=1,
                 created_by=admin.id,
