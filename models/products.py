@@ -2,13 +2,13 @@
 
 On PostgreSQL ``products`` is partitioned by owner: ``PARTITION BY HASH (owner_id)`` into
 ``PARTITIONS`` tables ``products_p0`` … (migration 0005). A query that names the owner (a
-manager's own listing, ``?owner_id=``, the SKU uniqueness check, the stock tables' foreign
-keys) reads one partition; one owner's rows and index pages stay together, and each partition
+manager's own listing, ``?owner_id=``, the SKU uniqueness check, the stock levels' foreign
+key) reads one partition; one owner's rows and index pages stay together, and each partition
 is vacuumed and indexed on its own. A partitioned table's unique keys must hold the partition
 key, so the database's primary key there is ``(id, owner_id)`` (ids still come from one
-sequence), and the stock tables refer to a product by ``(product_owner_id, product_id)``. The
-mapping keeps ``id`` as the identity: SQLite (embedded mode) has no partitioning and keeps its
-one-column key.
+sequence), and a stock level refers to its product by ``(product_owner_id, product_id)`` (the
+ledger refers to the levels it changed). The mapping keeps ``id`` as the identity: SQLite
+(embedded mode) has no partitioning and keeps its one-column key.
 """
 
 from __future__ import annotations
