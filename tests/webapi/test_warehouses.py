@@ -146,18 +146,20 @@ def _product(database: Database, owner: Account) -> int:
         return product.id
 
 
+def _level(owner: Account, product_id: int, warehouse_id: int, quantity: int) -> StockLevel:
+    return StockLevel(
+        product_id=product_id,
+        product_owner_id=owner.id,
+        warehouse_id=warehouse_id,
+        quantity=quantity,
+    )
+
+
 def test_a_warehouse_with_stock_cannot_be_deleted(client, admin, make_warehouse, database) -> None:
     warehouse = make_warehouse()
     product_id = _product(database, admin)
     with database.transaction() as session:
-        session.add(
-            StockLevel(
-                product_id=product_id,
-                product_owner_id=admin.id,
-                warehouse_id=warehouse["id"],
-                quantity=3,
-            )
-        )
+        session.add(_level(admin, product_id, warehouse["id"], 3))
     answer = client.delete(f"{URL}/{warehouse['id']}", headers=admin.headers)
     assert answer.status_code == 409
     assert answer.content_type == PROBLEM
@@ -172,15 +174,7 @@ def test_a_warehouse_in_the_ledger_cannot_be_deleted(
     product_id = _product(database, admin)
     assign(database, clerk, warehouse)
     with database.transaction() as session:
-        # A ledger row refers to the level it changed.
-        session.add(
-            StockLevel(
-                product_id=product_id,
-                product_owner_id=admin.id,
-                warehouse_id=warehouse["id"],
-                quantity=0,
-            )
-        )
+        session.add(_level(admin, product_id, warehouse["id"], 0))  # the ledger row names it
         session.flush()
         session.add(
             StockMovement(
