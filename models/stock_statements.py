@@ -128,8 +128,8 @@ def _put(dialect_insert: Any) -> Any:
 #   ready   fresh, and taken did its part (or there is nothing to take);
 #   ledger  the immutable row (no such product, so no owner: no row, and the caller finds
 #           out why); its references to the levels it changed are checked at the end; a
-#           concurrent twin with the same key makes it wait on the
-#           unique index and then fail (23505), which rolls the whole statement back;
+#           concurrent twin with the same key makes it wait on the unique index and then
+#           fail (23505), which rolls the whole statement back;
 #   put     the increment (creates the level on first receipt); a data-modifying CTE always
 #           runs to completion, read or not.
 # All CTEs share one snapshot; a row changed by a concurrent transaction after it was read is
