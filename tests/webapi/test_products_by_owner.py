@@ -4,13 +4,17 @@ stock levels following a product to its new owner (the ledger untouched)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from models import Database
 from models.products import PARTITIONS, partition_names
+from models.stock import MovementKind, MovementRequest, move_stock
 from tests.conftest import Account
 from tests.inventory_factories import levels_and_ledger, make_product, make_warehouse
 
@@ -142,3 +146,80 @@ def test_an_unknown_product_is_refused_by_every_kind_and_stores_nothing(
     for table in ("stock_movements", "stock_levels"):
         count = f"SELECT count(*) FROM {table} WHERE product_id = 987654321"  # noqa: S608
         assert _scalar(database, count) == 0
+
+
+def _managers(database: Database, count: int) -> list[int]:
+    with database.primary.begin() as connection:
+        return list(
+            connection.execute(
+                text(
+                    "INSERT INTO users (email, password_hash, role, is_active, created_at,"
+                    " updated_at) SELECT 'race-' || gen_random_uuid() || '@example.com', '!',"
+                    " 'manager', true, now(), now() FROM generate_series(1, :n) RETURNING id"
+                ),
+                {"n": count},
+            ).scalars()
+        )
+
+
+def _wait_for_a_blocked_movement(database: Database) -> None:
+    """Until a movement statement waits for a lock (the admin's uncommitted owner change)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        waiting = _scalar(
+            database,
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE '%WITH owner AS%'",
+        )
+        if waiting:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the movement never waited for the owner change")
+
+
+@pytest.mark.parametrize("same_partition", [True, False], ids=["same-partition", "moved"])
+def test_a_first_receipt_racing_an_owner_change_is_retried_under_the_new_owner(
+    database: Database, same_partition: bool
+) -> None:
+    """The receipt reads the old owner, writes its new level with it, and its check waits for
+    the admin's change: once that commits, the check fails on the old owner (or the row has
+    moved to another partition) and the movement runs again with the new one."""
+    owners = _managers(database, PARTITIONS + 1)  # two of them share a partition
+    partition_of_owner = {
+        owner: _partition_of(database, make_product(database, owner)) for owner in owners
+    }
+    pairs = [
+        (old, new)
+        for old in owners
+        for new in owners
+        if old != new and (partition_of_owner[old] == partition_of_owner[new]) == same_partition
+    ]
+    old, new = pairs[0]
+    product = make_product(database, old)
+    warehouse = make_warehouse(database)
+    receipt = MovementRequest(MovementKind.RECEIPT, product, 5, to_warehouse_id=warehouse)
+    outcome: dict[str, Any] = {}
+
+    def move() -> None:
+        try:
+            outcome["applied"] = move_stock(database.primary, receipt, old)
+        except Exception as error:  # reported by the assertion below
+            outcome["error"] = error
+
+    with database.primary.connect() as admin:
+        with admin.begin():
+            admin.execute(
+                text("UPDATE products SET owner_id = :new WHERE id = :id"),
+                {"new": new, "id": product},
+            )
+            mover = threading.Thread(target=move)
+            mover.start()
+            _wait_for_a_blocked_movement(database)
+        mover.join(timeout=20)
+    assert not mover.is_alive()
+    assert "error" not in outcome, outcome
+    assert outcome["applied"].movement.quantity == 5
+    level = "SELECT product_owner_id || ':' || quantity FROM stock_levels WHERE product_id = :id"
+    assert _scalar(database, level, id=product) == f"{new}:5"
+    assert levels_and_ledger(database, product) == {warehouse: (5, 5)}
+    assert _partition_of(database, product) == partition_of_owner[new]
