@@ -168,8 +168,8 @@ def _wait_for_a_blocked_movement(database: Database) -> None:
     while time.monotonic() < deadline:
         waiting = _scalar(
             database,
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            " AND query LIKE '%WITH owner AS%'",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE '%WITH owner AS%'",
         )
         if waiting:
             return
