@@ -33,19 +33,15 @@ PARTITIONS = 8
 STOCK_TABLES = ("stock_levels", "stock_movements")
 BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 COLUMNS = "id, owner_id, sku, name, description, price, currency, created_at, updated_at, archived_at"
-INDEXES = (
-    "CREATE INDEX ix_products_created_at_id ON products (created_at, id)",
-    "CREATE INDEX ix_products_owner_id_created_at_id ON products (owner_id, created_at, id)",
-    "CREATE INDEX ix_products_updated_at ON products (updated_at)",
-    "CREATE INDEX ix_products_name_trgm ON products USING gin (name gin_trgm_ops)",
-)
-PARTITIONED_INDEXES = ("CREATE UNIQUE INDEX uq_products_owner_id_id ON products (owner_id, id)",)
-INDEX_NAMES = (
-    "ix_products_created_at_id",
-    "ix_products_owner_id_created_at_id",
-    "ix_products_updated_at",
-    "ix_products_name_trgm",
-)
+# Each index of products (name: what follows ``ON products``), and the one only the
+# partitioned table has: the unique (owner_id, id) the levels refer to.
+INDEXES = {
+    "ix_products_created_at_id": "(created_at, id)",
+    "ix_products_owner_id_created_at_id": "(owner_id, created_at, id)",
+    "ix_products_updated_at": "(updated_at)",
+    "ix_products_name_trgm": "USING gin (name gin_trgm_ops)",
+}
+OWNER_ID_INDEX = "uq_products_owner_id_id"
 
 
 def upgrade(parts: Sequence[str]) -> None:
@@ -82,7 +78,7 @@ def upgrade_inventory() -> None:
     if _postgresql():
         _rebuild_products(partitioned=True)
     else:
-        op.create_index("uq_products_owner_id_id", "products", ["owner_id", "id"], unique=True)
+        op.create_index(OWNER_ID_INDEX, "products", ["owner_id", "id"], unique=True)
     with op.batch_alter_table("stock_levels") as batch:
         batch.alter_column("product_owner_id", existing_type=BIG_ID, nullable=False)
         if not _postgresql():
@@ -120,7 +116,7 @@ def downgrade_inventory() -> None:
     if _postgresql():
         _rebuild_products(partitioned=False)
     else:
-        op.drop_index("uq_products_owner_id_id", table_name="products")
+        op.drop_index(OWNER_ID_INDEX, table_name="products")
     for table in STOCK_TABLES:
         with op.batch_alter_table(table) as batch:
             batch.create_foreign_key(
@@ -140,7 +136,7 @@ def _rebuild_products(partitioned: bool) -> None:
         "ALTER TABLE products_old DROP CONSTRAINT pk_products,"
         " DROP CONSTRAINT uq_products_owner_id_sku"
     )
-    old_indexes = INDEX_NAMES if partitioned else (*INDEX_NAMES, "uq_products_owner_id_id")
+    old_indexes = list(INDEXES) if partitioned else [*INDEXES, OWNER_ID_INDEX]
     op.execute(f"DROP INDEX {', '.join(old_indexes)}")
     op.execute("ALTER SEQUENCE products_id_seq OWNED BY NONE")
     op.execute(
@@ -170,8 +166,10 @@ def _rebuild_products(partitioned: bool) -> None:
     op.execute(
         f"INSERT INTO products ({COLUMNS}) SELECT {COLUMNS} FROM products_old"  # noqa: S608
     )
-    for statement in INDEXES + (PARTITIONED_INDEXES if partitioned else ()):
-        op.execute(statement)
+    for name, definition in INDEXES.items():
+        op.execute(f"CREATE INDEX {name} ON products {definition}")
+    if partitioned:
+        op.execute(f"CREATE UNIQUE INDEX {OWNER_ID_INDEX} ON products (owner_id, id)")
     op.execute("ALTER SEQUENCE products_id_seq OWNED BY products.id")
     op.execute("DROP TABLE products_old")
     op.execute("ANALYZE products")
