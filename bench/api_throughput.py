@@ -34,7 +34,7 @@ from pathlib import Path
 
 import psycopg
 import redis
-from scratch import ADMIN_URL, REDIS_URL, gunicorn_server, scratch_database
+from scratch import ADMIN_URL, REDIS_URL, add_owners, gunicorn_server, scratch_database
 from sqlalchemy import text
 
 from models import Role, create_database
@@ -110,25 +110,18 @@ def prepare(settings: Settings, products: int, owners: int) -> str:
     db = create_database(settings)
     email = "bench@example.com"
     with db.transaction() as session:
-        create_user(session, email, PASSWORD, Role.MANAGER)
+        user_id = create_user(session, email, PASSWORD, Role.MANAGER).id
     with db.primary.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO users (email, password_hash, role, is_active, created_at,"
-                " updated_at) SELECT 'owner' || g || '@example.com', '!', 'manager', true,"
-                " now(), now() FROM generate_series(2, :owners) AS g"
-            ),
-            {"owners": owners},
-        )
+        owner_ids = [user_id, *add_owners(connection, owners - 1)]
         connection.execute(
             text(
                 "INSERT INTO products (owner_id, sku, name, description, price, currency,"
                 " created_at, updated_at)"
-                " SELECT 1 + g % :owners, 'SKU-' || g, 'Product ' || g, 'A product', 19.99,"
-                " 'EUR',"
-                " now() - g * interval '1 minute', now() FROM generate_series(1, :n) AS g"
+                " SELECT owners[1 + g % cardinality(owners)], 'SKU-' || g, 'Product ' || g,"
+                " 'A product', 19.99, 'EUR', now() - g * interval '1 minute', now()"
+                " FROM generate_series(1, :n) AS g, CAST(:owners AS bigint[]) AS owners"
             ),
-            {"n": products, "owners": owners},
+            {"n": products, "owners": owner_ids},
         )
     with db.primary.connect() as connection:
         # Statistics, as a live table has them (and as pgbench gets them from its VACUUM):

@@ -1,5 +1,5 @@
 """Scratch resources the benchmarks create and remove: a PostgreSQL database, Redis keys,
-free ports on 127.0.0.1, gunicorn servers."""
+free ports on 127.0.0.1, gunicorn servers; and the owners a bench's products belong to."""
 
 from __future__ import annotations
 
@@ -18,10 +18,26 @@ from pathlib import Path
 import psycopg
 import redis
 from psycopg import sql
+from sqlalchemy import Connection, text
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = "postgresql://127.0.0.1:5432/test"
 REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def add_owners(connection: Connection, count: int) -> list[int]:
+    """``count`` managers nobody signs in as, to own a bench's products (in turn, so that
+    every partition of the owner-partitioned table holds some); their ids."""
+    return list(
+        connection.execute(
+            text(
+                "INSERT INTO users (email, password_hash, role, is_active, created_at,"
+                " updated_at) SELECT 'owner-' || gen_random_uuid() || '@example.com', '!',"
+                " 'manager', true, now(), now() FROM generate_series(1, :n) RETURNING id"
+            ),
+            {"n": count},
+        ).scalars()
+    )
 
 
 def free_port() -> int:

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from scratch import REDIS_URL, gunicorn_server, scratch_database
+from scratch import REDIS_URL, add_owners, gunicorn_server, scratch_database
 from sqlalchemy import text
 
 from models import MovementKind, Role, create_database
@@ -191,20 +191,13 @@ def prepare(settings: Settings, products: int, warehouses: int, owners: int) -> 
             session, [PairChange(user_id, w, "assign") for w in range(1, warehouses + 1)], None
         )
     with db.primary.begin() as connection:
-        others = connection.execute(
-            text(
-                "INSERT INTO users (email, password_hash, role, is_active, created_at,"
-                " updated_at) SELECT 'owner' || g || '@example.com', '!', 'manager', true,"
-                " now(), now() FROM generate_series(2, :owners) AS g RETURNING id"
-            ),
-            {"owners": owners},
-        ).scalars()
-        owner_ids = [user_id, *others]
+        owner_ids = [user_id, *add_owners(connection, owners - 1)]
         connection.execute(
             text(
                 "INSERT INTO products (owner_id, sku, name, price, currency, created_at,"
-                " updated_at) SELECT owners[1 + g % cardinality(owners)], 'SKU-' || g, 'P' || g,"
-                " 1, 'EUR', now(), now()"
+                " updated_at)"
+                " SELECT owners[1 + g % cardinality(owners)], 'SKU-' || g, 'P' || g, 1, 'EUR',"
+                " now(), now()"
                 " FROM generate_series(1, :n) AS g, CAST(:owners AS bigint[]) AS owners"
             ),
             {"owners": owner_ids, "n": products},
